@@ -1,0 +1,649 @@
+"""One benchmark run of one client library, in a process of its own.
+
+``benchmarks/run.py`` starts this file once per (client, workload, repetition) so that memory,
+threads and imports are measured per library, never shared. It can also be run by hand:
+
+    python benchmarks/workers.py CLIENT WORKLOAD ws://127.0.0.1:PORT '{"n": 1000}'
+
+and prints exactly one JSON line: ``{"ok": true, "value": ..., "unit": ..., ...}`` on success,
+``{"ok": false, "error": ...}`` on failure.
+
+Clients:
+    mesiboscript           the library under test, with only its required dependencies
+    mesiboscript+wsaccel   the same with the optional ``wsaccel`` (the ``speed`` extra)
+    websocket-client       ``create_connection`` and a blocking loop (the reference: ratio 1.00)
+    websocket-client+wsaccel   the same with ``wsaccel``, which websocket-client uses by itself
+    websocket-client-app   ``WebSocketApp`` callbacks (one thread per connection)
+    websockets             ``websockets.sync.client.connect``
+    aiohttp                ``ClientSession.ws_connect`` on asyncio
+
+A client whose name has no ``+wsaccel`` runs with ``wsaccel`` made unimportable, so that the
+default (pure-Python masking and UTF-8 checks) is what is measured even where wsaccel is installed.
+
+Workloads (parameters in the JSON argument):
+    pingpong   ``n`` round trips of a 32-byte text message, one at a time        → msgs/s
+    pipelined  ``n`` 32-byte text messages sent back to back, then all echoes     → msgs/s
+    binary     1 MiB binary messages echoed one at a time for ``duration`` s      → MB/s
+    text       64 KiB text messages echoed one at a time for ``duration`` s       → MB/s
+    idle       ``n`` concurrent idle connections opened in batches of ``batch``  → threads,
+               RSS per connection, time to open the first batch
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+CLIENT = sys.argv[1] if len(sys.argv) > 1 else ""
+if "+wsaccel" not in CLIENT:
+    # Hide the optional accelerator before any library can import it (an import of a module
+    # set to None in sys.modules raises ImportError, which every user of wsaccel catches).
+    for _name in ("wsaccel", "wsaccel.xormask", "wsaccel.utf8validator"):
+        sys.modules[_name] = None  # type: ignore[assignment]
+
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import resource  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+MESSAGE_32 = "0123456789abcdef0123456789abcdef"
+# 64 KiB of UTF-8: mostly ASCII with two multi-byte characters in every 64 bytes.
+TEXT_64K = ("x" * 59 + "\u00e9\u20ac") * 1024
+BINARY_1M = os.urandom(1 << 20)
+MAX_SIZE = 64 * 1024 * 1024  # every client is allowed the largest message we send, and more
+WARMUP_PINGPONG = 200
+WARMUP_LARGE = 3
+TIMEOUT = 240.0
+
+assert len(MESSAGE_32.encode()) == 32
+assert len(TEXT_64K.encode()) == 65536
+
+Result = dict[str, Any]
+
+
+def _status(field: str) -> int:
+    """A number from /proc/self/status (kB for memory fields); -1 where /proc is absent."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def _rss_kb() -> int:
+    rss = _status("VmRSS")
+    if rss < 0:  # no /proc: the peak is the best we have
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss
+
+
+def _threads() -> int:
+    n = _status("Threads")
+    return n if n > 0 else threading.active_count()
+
+
+def raise_fd_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class Clock:
+    """Wall and CPU time of the measured window only."""
+
+    def __init__(self) -> None:
+        self.t0 = self.c0 = self.t1 = self.c1 = 0.0
+
+    def start(self) -> None:
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+
+    def stop(self) -> None:
+        self.t1, self.c1 = time.perf_counter(), time.process_time()
+
+    def result(self, count: int, unit: str, per: float = 1.0) -> Result:
+        elapsed = self.t1 - self.t0
+        value = count * per / elapsed
+        return {
+            "value": value,
+            "unit": unit,
+            "count": count,
+            "elapsed": elapsed,
+            "cpu": self.c1 - self.c0,
+        }
+
+
+def _payload(workload: str) -> str | bytes:
+    if workload == "binary":
+        return BINARY_1M
+    return TEXT_64K if workload == "text" else MESSAGE_32
+
+
+def _nbytes(payload: str | bytes) -> int:
+    return len(payload.encode()) if isinstance(payload, str) else len(payload)
+
+
+def _check(got: object, want: str | bytes) -> None:
+    if isinstance(got, (bytearray, memoryview)):
+        got = bytes(got)
+    if got != want:
+        raise AssertionError(f"echo mismatch: got {type(got).__name__} of {len(got)}")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- blocking clients
+# A blocking client is a connect function plus send/recv; one driver serves them all.
+
+
+class Blocking:
+    name = ""
+
+    def connect(self, url: str) -> Any:
+        raise NotImplementedError
+
+    def send(self, ws: Any, data: str | bytes) -> None:
+        ws.send(data)
+
+    def recv(self, ws: Any) -> Any:
+        return ws.recv()
+
+    def close(self, ws: Any) -> None:
+        ws.close()
+
+    def throughput(self, url: str, workload: str, p: dict[str, Any]) -> Result:
+        ws = self.connect(url)
+        payload = _payload(workload)
+        clock = Clock()
+        if workload == "pipelined":
+            for _ in range(WARMUP_PINGPONG):
+                self.send(ws, payload)
+                self.recv(ws)
+            n = p["n"]
+            clock.start()
+            for _ in range(n):
+                self.send(ws, payload)
+            for _ in range(n - 1):
+                self.recv(ws)
+            last = self.recv(ws)
+            clock.stop()
+            _check(last, payload)
+            self.close(ws)
+            return clock.result(n, "msgs/s")
+        warmup = WARMUP_PINGPONG if workload == "pingpong" else WARMUP_LARGE
+        for _ in range(warmup):
+            self.send(ws, payload)
+            _check(self.recv(ws), payload)
+        if workload == "pingpong":
+            n = p["n"]
+            clock.start()
+            for _ in range(n):
+                self.send(ws, payload)
+                last = self.recv(ws)
+            clock.stop()
+            _check(last, payload)
+            self.close(ws)
+            return clock.result(n, "msgs/s")
+        deadline = p["duration"]
+        n = 0
+        clock.start()
+        while True:
+            self.send(ws, payload)
+            last = self.recv(ws)
+            n += 1
+            if time.perf_counter() - clock.t0 >= deadline:
+                break
+        clock.stop()
+        _check(last, payload)
+        self.close(ws)
+        return clock.result(n, "MB/s", _nbytes(payload) / 1e6)
+
+    def idle(self, url: str, p: dict[str, Any]) -> Result:
+        first = self.connect(url)  # warm-up: imports and lazily built state are not per connection
+        conns = [first]
+        rss0, n, batch = _rss_kb(), p["n"], p["batch"]
+        t0 = time.perf_counter()
+        t_batch = 0.0
+        try:
+            for i in range(n):
+                conns.append(self.connect(url))
+                if i + 1 == batch:
+                    t_batch = time.perf_counter() - t0
+        except Exception as exc:  # the failure is the result
+            return _idle_failure(exc, len(conns) - 1, n)
+        return _idle_result(n, batch, t_batch, time.perf_counter() - t0, rss0)
+
+
+def _idle_result(n: int, batch: int, t_batch: float, t_all: float, rss0: int) -> Result:
+    time.sleep(1.0)  # idle for a moment: whatever a client does per connection has started
+    rss1, threads = _rss_kb(), _threads()
+    return {
+        "value": (rss1 - rss0) * 1024 / n / 1000,
+        "unit": "KB/conn",
+        "count": n,
+        "threads": threads,
+        "rss_kb_per_conn": (rss1 - rss0) * 1024 / n / 1000,
+        "rss_total_mb": rss1 / 1024,
+        "t_first_batch": t_batch,
+        "batch": batch,
+        "t_all": t_all,
+    }
+
+
+def _idle_failure(exc: BaseException, opened: int, n: int) -> Result:
+    return {
+        "ok": False,
+        "error": f"{type(exc).__name__}: {exc}"[:300],
+        "opened": opened,
+        "count": n,
+        "threads": _threads(),
+    }
+
+
+class WebsocketClient(Blocking):
+    def connect(self, url: str) -> Any:
+        import websocket
+
+        return websocket.create_connection(url)
+
+    def send(self, ws: Any, data: str | bytes) -> None:
+        if isinstance(data, bytes):
+            ws.send_binary(data)
+        else:
+            ws.send(data)
+
+
+class Websockets(Blocking):
+    def connect(self, url: str) -> Any:
+        from websockets.sync.client import connect
+
+        # __enter__ as a `with` block would (websockets 17 warns about a bare connect()).
+        return connect(url, max_size=MAX_SIZE).__enter__()
+
+
+# --------------------------------------------------------------------------- WebSocketApp
+
+
+def websocket_app(url: str, workload: str, p: dict[str, Any]) -> Result:
+    import websocket
+
+    if workload == "idle":
+        return _websocket_app_idle(url, p)
+    if workload not in ("pingpong", "pipelined"):
+        raise ValueError(f"websocket-client-app has no {workload} workload")
+    payload = _payload(workload)
+    clock = Clock()
+    state = {"count": 0}
+    opened = threading.Event()
+    done = threading.Event()
+    errors: list[str] = []
+    n = p["n"]
+
+    def on_open(ws: Any) -> None:
+        if workload == "pingpong":
+            ws.send(payload)
+        else:
+            opened.set()
+
+    def on_message(ws: Any, message: Any) -> None:
+        state["count"] += 1
+        count = state["count"]
+        if workload == "pingpong":
+            if count == WARMUP_PINGPONG:
+                clock.start()
+            if count < WARMUP_PINGPONG + n:
+                ws.send(payload)
+            else:
+                clock.stop()
+                _check(message, payload)
+                done.set()
+                ws.close()
+        elif count == n:
+            clock.stop()
+            _check(message, payload)
+            done.set()
+
+    def on_error(ws: Any, error: Any) -> None:
+        errors.append(repr(error))
+        done.set()
+        opened.set()
+
+    app = websocket.WebSocketApp(url, on_open=on_open, on_message=on_message, on_error=on_error)
+    if workload == "pingpong":
+        app.run_forever()
+        if not done.is_set():
+            raise RuntimeError(f"WebSocketApp stopped early: {errors}")
+        return clock.result(n, "msgs/s")
+    thread = threading.Thread(target=app.run_forever, daemon=True)
+    thread.start()
+    if not opened.wait(TIMEOUT) or errors:
+        raise RuntimeError(f"WebSocketApp did not open: {errors}")
+    clock.start()
+    for _ in range(n):
+        app.send(payload)
+    if not done.wait(TIMEOUT) or errors:
+        raise RuntimeError(f"WebSocketApp pipelined run failed: {errors}")
+    app.close()
+    thread.join(TIMEOUT)
+    return clock.result(n, "msgs/s")
+
+
+def _websocket_app_idle(url: str, p: dict[str, Any]) -> Result:
+    import websocket
+
+    cond = threading.Condition()
+    state = {"opened": 0, "failed": 0}
+    errors: list[str] = []
+
+    def on_open(ws: Any) -> None:
+        with cond:
+            state["opened"] += 1
+            cond.notify_all()
+
+    def on_error(ws: Any, error: Any) -> None:
+        with cond:
+            state["failed"] += 1
+            errors.append(repr(error))
+            cond.notify_all()
+
+    def start_one() -> None:
+        app = websocket.WebSocketApp(url, on_open=on_open, on_error=on_error)
+        apps.append(app)
+        threading.Thread(target=app.run_forever, daemon=True).start()
+
+    def wait_for(target: int) -> bool:
+        with cond:
+            return (
+                cond.wait_for(lambda: state["opened"] + state["failed"] >= target, timeout=TIMEOUT)
+                and not state["failed"]
+            )
+
+    apps: list[Any] = []
+    start_one()
+    if not wait_for(1):
+        return _idle_failure(RuntimeError(str(errors[:1])), 0, p["n"])
+    rss0, n, batch = _rss_kb(), p["n"], p["batch"]
+    t0 = time.perf_counter()
+    t_batch = 0.0
+    done = 0
+    try:
+        while done < n:
+            k = min(batch, n - done)
+            for _ in range(k):
+                start_one()
+            done += k
+            if not wait_for(done + 1):
+                raise RuntimeError(f"{state['failed']} failed: {errors[:1]}")
+            if done == batch:
+                t_batch = time.perf_counter() - t0
+    except Exception as exc:  # the failure is the result
+        return _idle_failure(exc, state["opened"] - 1, n)
+    return _idle_result(n, batch, t_batch, time.perf_counter() - t0, rss0)
+
+
+# --------------------------------------------------------------------------- aiohttp
+
+
+def aiohttp_client(url: str, workload: str, p: dict[str, Any]) -> Result:
+    return asyncio.run(_aiohttp_main(url, workload, p))
+
+
+async def _aiohttp_main(url: str, workload: str, p: dict[str, Any]) -> Result:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        if workload == "idle":
+            return await _aiohttp_idle(session, url, p)
+        ws = await session.ws_connect(url, max_msg_size=MAX_SIZE)
+        payload = _payload(workload)
+        is_text = isinstance(payload, str)
+
+        async def send() -> None:
+            if is_text:
+                await ws.send_str(payload)  # type: ignore[arg-type]
+            else:
+                await ws.send_bytes(payload)  # type: ignore[arg-type]
+
+        clock = Clock()
+        warmup = WARMUP_PINGPONG if workload in ("pingpong", "pipelined") else WARMUP_LARGE
+        for _ in range(warmup):
+            await send()
+            _check((await ws.receive()).data, payload)
+        if workload == "pipelined":
+            n = p["n"]
+            clock.start()
+            for _ in range(n):
+                await send()
+            for _ in range(n - 1):
+                await ws.receive()
+            last = (await ws.receive()).data
+            clock.stop()
+            result = clock.result(n, "msgs/s")
+        elif workload == "pingpong":
+            n = p["n"]
+            clock.start()
+            for _ in range(n):
+                await send()
+                last = (await ws.receive()).data
+            clock.stop()
+            result = clock.result(n, "msgs/s")
+        else:
+            n = 0
+            clock.start()
+            while True:
+                await send()
+                last = (await ws.receive()).data
+                n += 1
+                if time.perf_counter() - clock.t0 >= p["duration"]:
+                    break
+            clock.stop()
+            result = clock.result(n, "MB/s", _nbytes(payload) / 1e6)
+        _check(last, payload)
+        await ws.close()
+        return result
+
+
+async def _aiohttp_idle(session: Any, url: str, p: dict[str, Any]) -> Result:
+    conns = [await session.ws_connect(url)]
+    rss0, n, batch = _rss_kb(), p["n"], p["batch"]
+    t0 = time.perf_counter()
+    t_batch = 0.0
+    done = 0
+    try:
+        while done < n:
+            k = min(batch, n - done)
+            conns += await asyncio.gather(*(session.ws_connect(url) for _ in range(k)))
+            done += k
+            if done == batch:
+                t_batch = time.perf_counter() - t0
+    except Exception as exc:  # the failure is the result
+        return _idle_failure(exc, len(conns) - 1, n)
+    t_all = time.perf_counter() - t0
+    await asyncio.sleep(0)  # let the loop settle before _idle_result's sleep
+    return _idle_result(n, batch, t_batch, t_all, rss0)
+
+
+# --------------------------------------------------------------------------- mesiboscript
+
+
+def mesiboscript_client(url: str, workload: str, p: dict[str, Any]) -> Result:
+    import mesiboscript
+
+    if workload == "idle":
+        return _mesiboscript_idle(url, p)
+    payload = _payload(workload)
+    clock = Clock()
+    state = {"count": 0}
+    opened = threading.Event()
+    done = threading.Event()
+    failures: list[str] = []
+    ws = mesiboscript.WebSocket(url, max_size=MAX_SIZE)
+    n = p.get("n", 0)
+    duration = p.get("duration", 0.0)
+
+    if workload == "pipelined":
+
+        def onopen() -> None:
+            opened.set()
+
+        def onmessage(event: Any) -> None:
+            state["count"] += 1
+            if state["count"] == n:
+                clock.stop()
+                _check(event.data, payload)
+                done.set()
+
+    else:
+        warmup = WARMUP_PINGPONG if workload == "pingpong" else WARMUP_LARGE
+
+        def onopen() -> None:
+            opened.set()
+            ws.send(payload)
+
+        def onmessage(event: Any) -> None:
+            state["count"] += 1
+            count = state["count"]
+            if count == warmup:
+                clock.start()
+            elif count > warmup and (
+                count - warmup >= n
+                if workload == "pingpong"
+                else time.perf_counter() - clock.t0 >= duration
+            ):
+                clock.stop()
+                _check(event.data, payload)
+                done.set()
+                ws.close()
+                return
+            ws.send(payload)
+
+    def onclose(event: Any) -> None:
+        if not done.is_set():
+            failures.append(f"closed early: {event.code} {event.reason!r} {ws.last_error!r}")
+        opened.set()
+        done.set()
+
+    ws.onopen = onopen
+    ws.onmessage = onmessage
+    ws.onclose = onclose
+    if workload == "pipelined":
+        if not opened.wait(TIMEOUT) or failures:
+            raise RuntimeError(f"did not open: {failures}")
+        clock.start()
+        for _ in range(n):
+            ws.send(payload)
+        done.wait(TIMEOUT)
+        ws.close()
+    mesiboscript.run(TIMEOUT)
+    if failures or not done.is_set():
+        raise RuntimeError(f"mesiboscript run failed: {failures}")
+    count = state["count"] if workload == "pipelined" else state["count"] - warmup
+    if workload in ("pingpong", "pipelined"):
+        return clock.result(count, "msgs/s")
+    return clock.result(count, "MB/s", _nbytes(payload) / 1e6)
+
+
+def _mesiboscript_idle(url: str, p: dict[str, Any]) -> Result:
+    import mesiboscript
+
+    cond = threading.Condition()
+    state = {"opened": 0, "failed": 0}
+    errors: list[str] = []
+    conns: list[Any] = []
+
+    def start_one() -> None:
+        ws = mesiboscript.WebSocket(url)
+
+        def onopen() -> None:
+            with cond:
+                state["opened"] += 1
+                cond.notify_all()
+
+        def onclose(event: Any) -> None:
+            with cond:
+                state["failed"] += 1
+                if len(errors) < 3:
+                    errors.append(f"{event.code} {ws.last_error!r}")
+                cond.notify_all()
+
+        ws.onopen = onopen
+        ws.onclose = onclose
+        conns.append(ws)
+
+    def wait_for(target: int) -> bool:
+        with cond:
+            return (
+                cond.wait_for(lambda: state["opened"] + state["failed"] >= target, timeout=TIMEOUT)
+                and not state["failed"]
+            )
+
+    start_one()
+    if not wait_for(1):
+        return _idle_failure(RuntimeError(str(errors)), 0, p["n"])
+    rss0, n, batch = _rss_kb(), p["n"], p["batch"]
+    t0 = time.perf_counter()
+    t_batch = 0.0
+    done = 0
+    try:
+        while done < n:
+            k = min(batch, n - done)
+            for _ in range(k):
+                start_one()
+            done += k
+            if not wait_for(done + 1):
+                raise RuntimeError(f"{state['failed']} failed: {errors}")
+            if done == batch:
+                t_batch = time.perf_counter() - t0
+    except Exception as exc:  # the failure is the result
+        return _idle_failure(exc, state["opened"] - 1, n)
+    return _idle_result(n, batch, t_batch, time.perf_counter() - t0, rss0)
+
+
+# --------------------------------------------------------------------------- entry point
+
+CLIENTS: dict[str, Callable[[str, str, dict[str, Any]], Result]] = {
+    "mesiboscript": mesiboscript_client,
+    "mesiboscript+wsaccel": mesiboscript_client,
+    "websocket-client": lambda u, w, p: _blocking(WebsocketClient(), u, w, p),
+    "websocket-client+wsaccel": lambda u, w, p: _blocking(WebsocketClient(), u, w, p),
+    "websocket-client-app": websocket_app,
+    "websockets": lambda u, w, p: _blocking(Websockets(), u, w, p),
+    "aiohttp": aiohttp_client,
+}
+WORKLOADS = ("pingpong", "pipelined", "binary", "text", "idle")
+
+
+def _blocking(client: Blocking, url: str, workload: str, p: dict[str, Any]) -> Result:
+    if workload == "idle":
+        return client.idle(url, p)
+    return client.throughput(url, workload, p)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 5 or argv[1] not in CLIENTS or argv[2] not in WORKLOADS:
+        print(__doc__, file=sys.stderr)
+        return 2
+    client, workload, url, params = argv[1], argv[2], argv[3], json.loads(argv[4])
+    raise_fd_limit()
+    if "+wsaccel" in client:
+        import wsaccel  # noqa: F401 - fail loudly if the variant cannot be measured
+    try:
+        result = CLIENTS[client](url, workload, params)
+        result.setdefault("ok", True)
+    except Exception as exc:  # reported to the harness
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    result["python"] = sys.version.split()[0]
+    print(json.dumps(result), flush=True)
+    # Exit at once: open idle connections and library threads need no orderly shutdown here.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,59 @@
+"""mesiboscript: sockets and WebSockets for Python scripts, with the browser's event semantics.
+
+The public surface mirrors five scripting environments (High Fidelity, the browser, Mesibo,
+Dirigible, ArozOS, Botmaster); see the README for the table.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ._constants import CloseCode, ReadyState, SocketError
+from ._events import CloseData, ErrorEvent, Event, MessageData
+from ._exceptions import (
+    ConnectionClosed,
+    ConnectionFailed,
+    InvalidStateError,
+    MesiboScriptError,
+    ProtocolError,
+)
+from ._loop import get_loop
+from ._sessions import getOpenSessions, getSession
+from ._state import InvalidArgumentError
+from ._version import __version__
+from ._websocket import WebSocket
+
+__all__ = [
+    "CloseCode",
+    "CloseData",
+    "ConnectionClosed",
+    "ConnectionFailed",
+    "ErrorEvent",
+    "Event",
+    "InvalidArgumentError",
+    "InvalidStateError",
+    "MesiboScriptError",
+    "MessageData",
+    "ProtocolError",
+    "ReadyState",
+    "SocketError",
+    "WebSocket",
+    "__version__",
+    "getOpenSessions",
+    "getSession",
+    "run",
+]
+
+
+def run(timeout: Optional[float] = None) -> bool:
+    """Block until every connection of the process has closed, or ``timeout`` seconds pass.
+
+    Returns True when everything closed. Ctrl-C closes every connection with 1001 (going away),
+    waits briefly for the closing handshakes, and re-raises ``KeyboardInterrupt``.
+    """
+    loop = get_loop()
+    try:
+        return loop.wait_idle(timeout)
+    except KeyboardInterrupt:
+        loop.shutdown_all(1001, "")
+        raise

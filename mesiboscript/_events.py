@@ -1,0 +1,54 @@
+"""Event objects handed to handlers and listeners (frozen dataclasses).
+
+``onmessage`` gets a :class:`MessageData`, ``onclose`` a :class:`CloseData`, ``onerror`` the
+:class:`SocketError` member and ``onopen`` nothing, as in High Fidelity. Listeners added with
+``addEventListener`` get event objects carrying the same fields plus ``type`` and ``target``, as in
+the browser: ``MessageData``/``CloseData`` themselves, :class:`ErrorEvent` and :class:`Event`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+from ._constants import SocketError
+
+__all__ = ["CloseData", "ErrorEvent", "Event", "MessageData"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """A plain event (``open``) for listeners."""
+
+    type: str
+    target: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class MessageData:
+    """A received message: ``data`` is ``str`` for a text message, ``bytes`` for binary."""
+
+    data: Union[str, bytes]
+    type: str = "message"
+    target: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class CloseData:
+    """How a connection closed: ``code`` and ``reason`` as the standard reports them."""
+
+    code: int
+    reason: str = ""
+    wasClean: bool = False
+    type: str = "close"
+    target: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    """An ``error`` event for listeners: ``error`` is what ``onerror`` gets; ``cause`` why."""
+
+    error: SocketError
+    cause: Optional[BaseException] = field(default=None, compare=False)
+    type: str = "error"
+    target: Any = field(default=None, repr=False, compare=False)

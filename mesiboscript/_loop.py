@@ -1,0 +1,268 @@
+"""The one background I/O thread: a selector loop, timers, a wake-up socket and handler dispatch.
+
+Only this thread touches sockets. Other threads hand it work with :meth:`Loop.call_soon_threadsafe`
+(a deque plus one wake-up byte per batch). User handlers run here, through :meth:`Loop.dispatch`,
+which logs what they raise and goes on.
+
+Lifetime: the thread is a daemon, but an :mod:`atexit` hook (run in the main thread once the
+script's main code ends) waits while any connection is CONNECTING, OPEN or CLOSING, like a browser
+tab or a Node script; Ctrl-C there closes every connection with 1001.
+"""
+
+from __future__ import annotations
+
+import atexit
+import heapq
+import logging
+import selectors
+import socket
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Optional
+
+__all__ = ["Loop", "TimerHandle", "get_loop", "logger"]
+
+logger = logging.getLogger("mesiboscript")
+
+Callback = Callable[..., Any]
+
+
+class TimerHandle:
+    """A call scheduled with :meth:`Loop.call_later`; ``cancel()`` is safe from the loop thread."""
+
+    __slots__ = ("args", "callback", "cancelled", "when")
+
+    def __init__(self, when: float, callback: Callback, args: tuple[Any, ...]) -> None:
+        self.when = when
+        self.callback = callback
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def __lt__(self, other: TimerHandle) -> bool:
+        return self.when < other.when
+
+
+class Loop:
+    """The selector loop. One per process, created by :func:`get_loop`."""
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._calls: deque[tuple[Callback, tuple[Any, ...]]] = deque()
+        self._timers: list[TimerHandle] = []
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._wake_pending = False
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        # Connections that keep the process alive; guarded by _cond.
+        self._cond = threading.Condition()
+        self._active: set[Any] = set()
+        self.current: Any = None  # the object whose handler is running (getSession)
+        self._thread = threading.Thread(target=self._run, name="mesiboscript-io", daemon=True)
+        self._thread.start()
+        self._resolver = _Resolver(self)
+
+    # -- thread hand-off ---------------------------------------------------------------------
+
+    def in_loop_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def call_soon(self, callback: Callback, *args: Any) -> None:
+        """Schedule a call on the loop thread (from the loop thread)."""
+        self._calls.append((callback, args))
+
+    def call_soon_threadsafe(self, callback: Callback, *args: Any) -> None:
+        """Schedule a call on the loop thread, from any thread."""
+        self._calls.append((callback, args))
+        if not self._wake_pending and not self.in_loop_thread():
+            self._wake_pending = True
+            try:
+                self._wake_w.send(b"\0")
+            except (BlockingIOError, InterruptedError):
+                pass  # the pipe is full of wake-ups already
+
+    def call_later(self, delay: float, callback: Callback, *args: Any) -> TimerHandle:
+        """Schedule a call after ``delay`` seconds (from the loop thread)."""
+        handle = TimerHandle(time.monotonic() + delay, callback, args)
+        heapq.heappush(self._timers, handle)
+        return handle
+
+    def resolve(
+        self, host: str, port: int, callback: Callable[[Any, Optional[BaseException]], None]
+    ) -> None:
+        """Resolve ``host`` off the loop thread; ``callback(infos, exc)`` runs on the loop."""
+        self._resolver.submit(host, port, callback)
+
+    # -- selector ----------------------------------------------------------------------------
+
+    def add(self, sock: socket.socket, events: int, callback: Callable[[int], None]) -> None:
+        self._selector.register(sock, events, callback)
+
+    def modify(self, sock: socket.socket, events: int, callback: Callable[[int], None]) -> None:
+        self._selector.modify(sock, events, callback)
+
+    def remove(self, sock: socket.socket) -> None:
+        try:
+            self._selector.unregister(sock)
+        except (KeyError, ValueError):
+            pass  # never registered, or the socket is already closed
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    def acquire(self, conn: Any) -> None:
+        """A connection started: keep the process alive until :meth:`release`."""
+        with self._cond:
+            self._active.add(conn)
+
+    def release(self, conn: Any) -> None:
+        with self._cond:
+            self._active.discard(conn)
+            if not self._active:
+                self._cond.notify_all()
+
+    def active(self) -> list[Any]:
+        with self._cond:
+            return list(self._active)
+
+    def wait_idle(self, timeout: Optional[float] = None) -> bool:
+        """Block until no connection is active; False if the timeout passed first."""
+        if self.in_loop_thread():
+            raise RuntimeError("run() cannot wait on the I/O thread it would block")
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._active, timeout)
+
+    def shutdown_all(self, code: int = 1001, reason: str = "", wait: float = 2.0) -> None:
+        """Close every active connection with ``code`` and wait a little for them to finish."""
+        for conn in self.active():
+            conn._shutdown(code, reason)
+        self.wait_idle(wait)
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    def dispatch(self, owner: Any, handler: Callable[..., Any], *args: Any) -> None:
+        """Run a user handler on the loop thread; log what it raises and go on."""
+        previous, self.current = self.current, owner
+        try:
+            handler(*args)
+        except Exception:
+            name = getattr(handler, "__qualname__", repr(handler))
+            logger.exception("handler %s of %r raised", name, owner)
+        finally:
+            self.current = previous
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        select = self._selector.select
+        calls = self._calls
+        timers = self._timers
+        while True:
+            if calls:
+                timeout: Optional[float] = 0
+            elif timers:
+                timeout = max(0.0, timers[0].when - time.monotonic())
+            else:
+                timeout = None
+            try:
+                events = select(timeout)
+            except InterruptedError:
+                continue
+            for key, mask in events:
+                if key.data is None:
+                    self._drain_wake()
+                    continue
+                self._call(key.data, (mask,))
+            if timers:
+                now = time.monotonic()
+                while timers and timers[0].when <= now:
+                    handle = heapq.heappop(timers)
+                    if not handle.cancelled:
+                        self._call(handle.callback, handle.args)
+            # Run what is queued now; calls queued by these calls wait for the next turn, after
+            # the selector has been polled, so a busy connection cannot starve the others.
+            for _ in range(len(calls)):
+                callback, args = calls.popleft()
+                self._call(callback, args)
+
+    def _call(self, callback: Callback, args: tuple[Any, ...]) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            # Library callbacks catch their own errors; reaching here is a bug, never fatal.
+            logger.exception("internal error in the mesiboscript I/O thread")
+
+    def _drain_wake(self) -> None:
+        self._wake_pending = False
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+
+class _Resolver:
+    """getaddrinfo on up to four short-lived threads, which exit when there is nothing to do."""
+
+    MAX_THREADS = 4
+
+    def __init__(self, loop: Loop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[str, int, Callable[[Any, Optional[BaseException]], None]]]
+        self._queue = deque()
+        self._threads = 0
+
+    def submit(
+        self, host: str, port: int, callback: Callable[[Any, Optional[BaseException]], None]
+    ) -> None:
+        with self._lock:
+            self._queue.append((host, port, callback))
+            if self._threads >= self.MAX_THREADS:
+                return
+            self._threads += 1
+        threading.Thread(target=self._work, name="mesiboscript-dns", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._threads -= 1
+                    return
+                host, port, callback = self._queue.popleft()
+            try:
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except Exception as exc:
+                self._loop.call_soon_threadsafe(callback, None, exc)
+            else:
+                self._loop.call_soon_threadsafe(callback, infos, None)
+
+
+_loop: Optional[Loop] = None
+_loop_lock = threading.Lock()
+
+
+def get_loop() -> Loop:
+    """The process's loop, started on first use."""
+    global _loop
+    if _loop is None:
+        with _loop_lock:
+            if _loop is None:
+                _loop = Loop()
+                atexit.register(_wait_at_exit)
+    return _loop
+
+
+def _wait_at_exit() -> None:
+    """Keep the process alive while connections are open, as a browser tab or Node would."""
+    loop = _loop
+    if loop is None or loop.in_loop_thread():
+        return
+    try:
+        loop.wait_idle()
+    except KeyboardInterrupt:
+        logger.info("interrupted: closing %d connection(s) with 1001", len(loop.active()))
+        loop.shutdown_all(1001, "")

@@ -1,0 +1,242 @@
+"""The WebSocket framing layer, sans I/O: bytes in, events out; frames out for what we send.
+
+Why not websocket-client's ``frame_buffer``: it reads one frame per call with two ``recv`` calls and
+validates UTF-8 only once a message is complete. This parser takes whatever the socket gave (many
+frames per read), and decodes text incrementally as bytes arrive, so invalid UTF-8 fails the
+connection at once, even inside a frame that is still arriving (Autobahn 6.4.x in strict mode).
+Outgoing frames are masked with websocket-client's ``ABNF.mask`` (which uses ``wsaccel`` when it is
+installed).
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import struct
+from typing import Union
+
+from websocket import ABNF
+
+from ._state import is_valid_received_close_code
+
+__all__ = [
+    "BINARY",
+    "CLOSE",
+    "ERROR",
+    "PING",
+    "PONG",
+    "TEXT",
+    "Parser",
+    "build_close",
+    "build_frame",
+]
+
+CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+ERROR = -1  # event kind for a protocol violation: payload is (close code, message)
+
+Event = tuple[int, object]
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+_pack_short = struct.Struct("!BBH").pack
+_pack_long = struct.Struct("!BBQ").pack
+
+
+def build_frame(opcode: int, payload: Union[bytes, bytearray, memoryview]) -> bytes:
+    """One masked, final frame (RFC 6455 5.2); clients must mask every frame."""
+    length = len(payload)
+    if length < 126:
+        header = bytes((0x80 | opcode, 0x80 | length))
+    elif length < 65536:
+        header = _pack_short(0x80 | opcode, 0xFE, length)
+    else:
+        header = _pack_long(0x80 | opcode, 0xFF, length)
+    key = os.urandom(4)
+    if not length:
+        return header + key
+    masked: bytes = ABNF.mask(key, bytes(payload) if not isinstance(payload, bytes) else payload)
+    return b"".join((header, key, masked))
+
+
+def build_close(code: Union[int, None], reason: bytes = b"") -> bytes:
+    """A close frame; ``code=None`` sends an empty body (the peer then reports 1005)."""
+    if code is None:
+        return build_frame(CLOSE, b"")
+    return build_frame(CLOSE, code.to_bytes(2, "big") + reason)
+
+
+class Parser:
+    """Turns the server's bytes into events.
+
+    Events: ``(TEXT, str)``, ``(BINARY, bytes)``, ``(PING, bytes)``, ``(PONG, bytes)``,
+    ``(CLOSE, (code, reason))`` and, once, ``(ERROR, (code, message))``, after which further
+    input is ignored.
+    """
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self._buf = b""
+        self._failed = False
+        # The frame being read: opcode, fin, bytes still to come.
+        self._in_frame = False
+        self._op = 0
+        self._fin = False
+        self._remaining = 0
+        self._control = b""
+        # The message being assembled (across fragments).
+        self._msg_op = 0  # TEXT or BINARY while a fragmented message is open, else 0
+        self._msg_size = 0
+        self._parts: list[Union[str, bytes]] = []
+        self._decoder = _utf8_decoder("strict")
+
+    def feed(self, data: bytes) -> list[Event]:
+        if self._failed:
+            return []
+        if self._buf:
+            data = self._buf + data
+            self._buf = b""
+        events: list[Event] = []
+        pos = 0
+        end = len(data)
+        while True:
+            if not self._in_frame:
+                if end - pos < 2:
+                    break
+                b0 = data[pos]
+                b1 = data[pos + 1]
+                length = b1 & 0x7F
+                hlen = 2
+                if length == 126:
+                    if end - pos < 4:
+                        break
+                    length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+                    hlen = 4
+                elif length == 127:
+                    if end - pos < 10:
+                        break
+                    length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                    hlen = 10
+                    if length >> 63:
+                        return self._fail(events, 1002, "frame length has the top bit set")
+                op = b0 & 0x0F
+                fin = bool(b0 & 0x80)
+                problem = self._check_header(b0, b1, op, fin, length)
+                if problem is not None:
+                    return self._fail(events, *problem)
+                pos += hlen
+                if op < 8 and fin and end - pos >= length and not self._msg_op:
+                    # Fast path: a whole unfragmented data frame is in the buffer.
+                    payload = data[pos : pos + length]
+                    pos += length
+                    if op == TEXT:
+                        try:
+                            events.append((TEXT, payload.decode("utf-8")))
+                        except UnicodeDecodeError:
+                            return self._fail(events, 1007, "invalid UTF-8 in a text message")
+                    else:
+                        events.append((BINARY, payload))
+                    continue
+                self._in_frame = True
+                self._op = op
+                self._fin = fin
+                self._remaining = length
+                if op in (TEXT, BINARY):
+                    self._msg_op = op
+                    self._msg_size = 0
+                    self._parts = []
+                    self._decoder.reset()
+            # Payload of the current frame, as much as has arrived.
+            take = min(self._remaining, end - pos)
+            chunk = data[pos : pos + take]
+            pos += take
+            self._remaining -= take
+            if self._op >= 8:
+                self._control += chunk
+            elif take:
+                self._msg_size += take
+                if self._msg_op == TEXT:
+                    try:
+                        self._parts.append(self._decoder.decode(chunk, False))
+                    except UnicodeDecodeError:
+                        return self._fail(events, 1007, "invalid UTF-8 in a text message")
+                else:
+                    self._parts.append(chunk)
+            if self._remaining:
+                break
+            self._in_frame = False
+            if self._op >= 8:
+                payload = self._control
+                self._control = b""
+                if not self._control_frame(events, self._op, payload):
+                    return events
+            elif self._fin:
+                parts, self._parts = self._parts, []
+                if self._msg_op == TEXT:
+                    try:
+                        tail = self._decoder.decode(b"", True)
+                    except UnicodeDecodeError:
+                        return self._fail(events, 1007, "invalid UTF-8 in a text message")
+                    events.append((TEXT, "".join(parts) + tail))  # type: ignore[arg-type]
+                else:
+                    events.append((BINARY, b"".join(parts)))  # type: ignore[arg-type]
+                self._msg_op = 0
+        if pos < end:
+            self._buf = data[pos:]
+        return events
+
+    def _check_header(
+        self, b0: int, b1: int, op: int, fin: bool, length: int
+    ) -> Union[tuple[int, str], None]:
+        if b0 & 0x70:
+            return 1002, "reserved bits set without a negotiated extension"
+        if b1 & 0x80:
+            return 1002, "the server masked a frame"
+        if op >= 8:
+            if op > PONG:
+                return 1002, f"reserved control opcode {op:#x}"
+            if not fin:
+                return 1002, "fragmented control frame"
+            if length > 125:
+                return 1002, "control frame payload over 125 bytes"
+            return None
+        if op > BINARY:
+            return 1002, f"reserved data opcode {op:#x}"
+        if op == CONT and not self._msg_op:
+            return 1002, "continuation frame without a message to continue"
+        if op != CONT and self._msg_op:
+            return 1002, "new message started before the previous one ended"
+        size = (self._msg_size if op == CONT else 0) + length
+        if size > self.max_size:
+            return 1009, f"message of at least {size} bytes is over the limit of {self.max_size}"
+        return None
+
+    def _control_frame(self, events: list[Event], op: int, payload: bytes) -> bool:
+        if op == PING:
+            events.append((PING, payload))
+        elif op == PONG:
+            events.append((PONG, payload))
+        else:
+            if not payload:
+                events.append((CLOSE, (1005, "")))
+            elif len(payload) == 1:
+                self._fail(events, 1002, "close frame with a one-byte payload")
+                return False
+            else:
+                code = int.from_bytes(payload[:2], "big")
+                if not is_valid_received_close_code(code):
+                    self._fail(events, 1002, f"invalid close code {code}")
+                    return False
+                try:
+                    reason = payload[2:].decode("utf-8")
+                except UnicodeDecodeError:
+                    self._fail(events, 1007, "invalid UTF-8 in the close reason")
+                    return False
+                events.append((CLOSE, (code, reason)))
+            # Nothing may follow a close frame.
+            self._failed = True
+            return False
+        return True
+
+    def _fail(self, events: list[Event], code: int, message: str) -> list[Event]:
+        self._failed = True
+        self._buf = b""
+        events.append((ERROR, (code, message)))
+        return events

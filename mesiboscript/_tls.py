@@ -1,0 +1,52 @@
+"""TLS contexts. The only module that imports certifi."""
+
+from __future__ import annotations
+
+import ssl
+import warnings
+from typing import Optional
+
+import certifi
+
+__all__ = ["make_context"]
+
+_default_context: Optional[ssl.SSLContext] = None
+
+
+def make_context(
+    ssl_context: Optional[ssl.SSLContext] = None,
+    cafile: Optional[str] = None,
+    verify: bool = True,
+) -> ssl.SSLContext:
+    """The context for a client connection.
+
+    Default: certifi's CA bundle with certificate and hostname verification (one shared context,
+    since building one parses the whole bundle). ``cafile`` trusts a private CA instead;
+    ``ssl_context`` is used as given. ``verify=False`` turns every check off and warns.
+    """
+    global _default_context
+    if ssl_context is not None and cafile is not None:
+        raise ValueError("pass either ssl_context or cafile, not both")
+    if ssl_context is not None:
+        context = ssl_context
+    elif cafile is not None:
+        context = ssl.create_default_context(cafile=cafile)
+    else:
+        if verify and _default_context is not None:
+            return _default_context
+        context = ssl.create_default_context(cafile=certifi.where())
+        if verify:
+            _default_context = context
+    if not verify:
+        warnings.warn(
+            "TLS certificate and hostname verification is turned off: the connection can be "
+            "intercepted by anyone on the path",
+            UserWarning,
+            stacklevel=3,
+        )
+        if context is _default_context or ssl_context is not None:
+            # Never weaken a context someone else holds.
+            context = ssl.create_default_context(cafile=certifi.where())
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

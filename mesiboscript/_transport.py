@@ -1,0 +1,508 @@
+"""A non-blocking stream connection driven by the loop: resolve, connect, proxy, TLS, then bytes.
+
+Shared by :class:`WebSocket` and :class:`Socket`. Nothing here blocks the loop: DNS runs on the
+resolver threads, TCP connect and the TLS handshake are driven by readiness events, and writes are
+queued and flushed as the kernel takes them. The owner implements :class:`Protocol`.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import ipaddress
+import selectors
+import socket
+import ssl
+from collections import deque
+from typing import Any, Optional, Union
+from urllib.parse import unquote, urlsplit
+
+from ._constants import SocketError
+from ._exceptions import ConnectionFailed, socket_error_for
+from ._loop import Loop, logger
+
+__all__ = ["Protocol", "Transport", "parse_proxy"]
+
+READ = selectors.EVENT_READ
+WRITE = selectors.EVENT_WRITE
+_RECV_SIZE = 256 * 1024
+_SMALL = 16 * 1024  # writes under this are joined into one buffer (one system call for many frames)
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+
+class Protocol:
+    """What a transport calls on its owner, always on the loop thread."""
+
+    def connection_made(self) -> None:
+        """The stream is ready (TCP connected, proxy tunnel and TLS done)."""
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes arrived."""
+
+    def eof_received(self) -> None:
+        """The peer closed its side; the transport closes next and calls ``connection_lost``."""
+
+    def write_done(self, token: Any) -> None:
+        """The last byte of a write queued with ``token`` was handed to the kernel."""
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        """The socket is closed: ``exc`` is None after a clean close or EOF, else the cause."""
+
+
+def parse_proxy(proxy: str) -> tuple[str, int, Optional[str]]:
+    """``http://[user:pass@]host:port`` → host, port and a Proxy-Authorization value."""
+    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(
+            f"unsupported proxy {proxy!r}: only http://host:port proxies are supported"
+        )
+    auth = None
+    if parts.username is not None:
+        creds = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        auth = "Basic " + base64.b64encode(creds.encode()).decode("ascii")
+    return parts.hostname, parts.port or 8080, auth
+
+
+class Transport:
+    """One client stream. Every method runs on the loop thread."""
+
+    def __init__(
+        self,
+        loop: Loop,
+        protocol: Protocol,
+        host: str,
+        port: int,
+        *,
+        tls: Optional[ssl.SSLContext] = None,
+        proxy: Optional[str] = None,
+        keepalive: bool = False,
+    ) -> None:
+        self._loop = loop
+        self._protocol = protocol
+        self._host = host
+        self._port = port
+        self._tls = tls
+        self._proxy = parse_proxy(proxy) if proxy else None
+        self._keepalive = keepalive
+        self._sock: Optional[socket.socket] = None
+        self._events = 0
+        self._addrs: list[Any] = []
+        self._first_error: Optional[BaseException] = None
+        self._stage = "resolve"  # resolve, connect, proxy, tls, open, closed
+        self._proxy_buf = b""
+        self._proxy_out = b""
+        self._out: deque[Buffer] = deque()
+        self._marks: deque[tuple[int, Any]] = deque()
+        self._queued = 0  # bytes ever queued
+        self._written = 0  # bytes ever handed to the kernel
+        self._close_after_flush = False
+        self._reading = True
+
+    # -- public --------------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._stage == "open"
+
+    @property
+    def closed(self) -> bool:
+        return self._stage == "closed"
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._queued - self._written
+
+    def start(self) -> None:
+        target_host, target_port = (
+            (self._proxy[0], self._proxy[1])
+            if self._proxy
+            else (
+                self._host,
+                self._port,
+            )
+        )
+        try:
+            ip = ipaddress.ip_address(target_host)
+        except ValueError:
+            self._loop.resolve(target_host, target_port, self._resolved)
+            return
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        self._resolved([(family, socket.SOCK_STREAM, 0, "", (target_host, target_port))], None)
+
+    def write(self, data: Buffer, token: Any = None) -> None:
+        """Queue bytes; ``protocol.write_done(token)`` follows once they reach the kernel."""
+        if self._stage == "closed":
+            return
+        size = len(data)
+        out = self._out
+        if size < _SMALL:
+            last = out[-1] if out else None
+            if type(last) is bytearray and len(last) < 4 * _SMALL:
+                last += data
+            else:
+                out.append(bytearray(data))
+        else:
+            out.append(data)
+        self._queued += size
+        if token is not None:
+            self._marks.append((self._queued, token))
+        if self._stage == "open" and not self._events & WRITE:
+            self._flush()
+
+    def flush_now(self) -> bool:
+        """Write what the kernel takes right now; True when nothing is left queued."""
+        if self._stage == "open":
+            self._flush()
+        return not self._out
+
+    def close(self) -> None:
+        """Close once everything queued is written."""
+        if self._stage == "closed":
+            return
+        if self._out and self._stage == "open":
+            self._close_after_flush = True
+            return
+        self._finish(None)
+
+    def abort(self, exc: Optional[BaseException] = None) -> None:
+        """Close now, dropping anything queued."""
+        self._finish(exc)
+
+    def pause_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._update_events()
+
+    def resume_reading(self) -> None:
+        if not self._reading:
+            self._reading = True
+            self._update_events()
+
+    def fileno(self) -> int:
+        return self._sock.fileno() if self._sock is not None else -1
+
+    @property
+    def socket(self) -> Optional[socket.socket]:
+        return self._sock
+
+    # -- connect pipeline ----------------------------------------------------------------------
+
+    def _resolved(self, infos: Any, exc: Optional[BaseException]) -> None:
+        if self._stage == "closed":
+            return
+        if exc is not None:
+            error = SocketError.ProxyNotFoundError if self._proxy else None
+            self._fail(exc, error)
+            return
+        self._addrs = list(infos)
+        self._stage = "connect"
+        self._connect_next()
+
+    def _connect_next(self) -> None:
+        while self._addrs:
+            family, type_, proto, _, address = self._addrs.pop(0)
+            try:
+                sock = socket.socket(family, type_, proto)
+            except OSError as exc:
+                self._first_error = self._first_error or exc
+                continue
+            sock.setblocking(False)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self._keepalive:
+                    _set_keepalive(sock)
+                err = sock.connect_ex(address)
+            except OSError as exc:
+                sock.close()
+                self._first_error = self._first_error or exc
+                continue
+            if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+                sock.close()
+                self._first_error = self._first_error or OSError(err, _strerror(err))
+                continue
+            self._sock = sock
+            self._set_events(WRITE)
+            return
+        cause = self._first_error or OSError(errno.EHOSTUNREACH, "no address to connect to")
+        error = None
+        if self._proxy:
+            error = socket_error_for(cause)
+            if error == SocketError.ConnectionRefusedError:
+                error = SocketError.ProxyConnectionRefusedError
+        self._fail(cause, error)
+
+    def _on_event(self, mask: int) -> None:
+        stage = self._stage
+        if stage == "open":
+            if mask & READ:
+                self._read()
+            if mask & WRITE and self._stage == "open":
+                self._flush()
+        elif stage == "connect":
+            self._connected()
+        elif stage == "proxy":
+            self._proxy_step(mask)
+        elif stage == "tls":
+            self._tls_step()
+
+    def _connected(self) -> None:
+        assert self._sock is not None
+        err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._loop.remove(self._sock)
+            self._sock.close()
+            self._sock = None
+            self._events = 0
+            self._first_error = self._first_error or OSError(err, _strerror(err))
+            self._connect_next()
+            return
+        if self._proxy:
+            self._stage = "proxy"
+            host = f"[{self._host}]" if ":" in self._host else self._host
+            lines = [f"CONNECT {host}:{self._port} HTTP/1.1", f"Host: {host}:{self._port}"]
+            if self._proxy[2]:
+                lines.append(f"Proxy-Authorization: {self._proxy[2]}")
+            self._proxy_out = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+            self._proxy_step(WRITE)
+            return
+        self._start_tls()
+
+    def _proxy_step(self, mask: int) -> None:
+        assert self._sock is not None
+        try:
+            if self._proxy_out:
+                sent = self._sock.send(self._proxy_out)
+                self._proxy_out = self._proxy_out[sent:]
+                if self._proxy_out:
+                    self._set_events(WRITE)
+                    return
+                self._set_events(READ)
+                return
+            chunk = self._sock.recv(4096)
+        except _WOULD_BLOCK:
+            return
+        except OSError as exc:
+            self._fail(exc, SocketError.ProxyConnectionClosedError)
+            return
+        if not chunk:
+            self._fail(
+                ConnectionError("proxy closed the connection"),
+                SocketError.ProxyConnectionClosedError,
+            )
+            return
+        # Read byte-exactly up to the end of the reply: anything after belongs to the tunnel,
+        # and a CONNECT reply has no body. Replies are tiny, so re-scanning is cheap.
+        self._proxy_buf += chunk
+        end = self._proxy_buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._proxy_buf) > 65536:
+                self._fail(ValueError("proxy reply too long"), SocketError.ProxyProtocolError)
+            return
+        status_line = self._proxy_buf.split(b"\r\n", 1)[0].decode("latin-1")
+        parts = status_line.split()
+        status = parts[1] if len(parts) > 1 else ""
+        if status == "407":
+            self._fail(ConnectionError(status_line), SocketError.ProxyAuthenticationRequiredError)
+        elif not status.startswith("2"):
+            self._fail(
+                ConnectionError(f"proxy refused: {status_line}"), SocketError.ProxyProtocolError
+            )
+        elif len(self._proxy_buf) > end + 4:
+            self._fail(
+                ValueError("proxy sent data before the tunnel was open"),
+                SocketError.ProxyProtocolError,
+            )
+        else:
+            self._start_tls()
+
+    def _start_tls(self) -> None:
+        assert self._sock is not None
+        if self._tls is None:
+            self._open()
+            return
+        self._loop.remove(self._sock)
+        self._events = 0
+        try:
+            self._sock = self._tls.wrap_socket(
+                self._sock, server_hostname=self._host, do_handshake_on_connect=False
+            )
+        except (OSError, ValueError) as exc:
+            self._fail(exc)
+            return
+        self._stage = "tls"
+        self._tls_step()
+
+    def _tls_step(self) -> None:
+        sock = self._sock
+        assert isinstance(sock, ssl.SSLSocket)
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._set_events(READ)
+            return
+        except ssl.SSLWantWriteError:
+            self._set_events(WRITE)
+            return
+        except (OSError, ValueError) as exc:
+            error = SocketError.SslHandshakeFailedError
+            if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError):
+                error = socket_error_for(exc)
+            self._fail(exc, error)
+            return
+        self._open()
+
+    def _open(self) -> None:
+        self._stage = "open"
+        self._set_events(READ)
+        self._protocol.connection_made()
+        if self._stage == "open" and self._out:
+            self._flush()
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def _read(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        while True:
+            try:
+                data = sock.recv(_RECV_SIZE)
+            except _WOULD_BLOCK:
+                return
+            except ssl.SSLError as exc:
+                if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+                    data = b""
+                else:
+                    self._finish(exc)
+                    return
+            except OSError as exc:
+                self._finish(exc)
+                return
+            if not data:
+                self._protocol.eof_received()
+                self._finish(None)
+                return
+            self._protocol.data_received(data)
+            # TLS may hold decrypted bytes the selector cannot see; plain TCP waits for the
+            # next readiness event instead of paying for a recv that would block.
+            if (
+                self._stage != "open"
+                or not self._reading
+                or not isinstance(sock, ssl.SSLSocket)
+                or not sock.pending()
+            ):
+                return
+
+    def _flush(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        out = self._out
+        while out:
+            chunk = out[0]
+            try:
+                sent = sock.send(chunk)
+            except _WOULD_BLOCK:
+                sent = 0
+            except OSError as exc:
+                self._finish(exc)
+                return
+            self._written += sent
+            if sent == len(chunk):
+                out.popleft()
+            elif sent:
+                # Keep the rest without copying large payloads; small buffers are copied so the
+                # bytearray stays resizable for later writes.
+                rest = memoryview(chunk)[sent:]
+                out[0] = bytearray(rest) if type(chunk) is bytearray else rest
+            if self._marks:
+                self._fire_marks()
+                if self._stage != "open":
+                    return
+            if sent < len(chunk):
+                break
+        if out:
+            self._update_events(want_write=True)
+        else:
+            self._update_events(want_write=False)
+            if self._close_after_flush:
+                self._finish(None)
+
+    def _fire_marks(self) -> None:
+        marks = self._marks
+        written = self._written
+        while marks and marks[0][0] <= written:
+            _, token = marks.popleft()
+            self._protocol.write_done(token)
+
+    # -- selector bookkeeping ------------------------------------------------------------------
+
+    def _update_events(self, want_write: Optional[bool] = None) -> None:
+        if self._stage != "open":
+            return
+        if want_write is None:
+            want_write = bool(self._out)
+        events = (READ if self._reading else 0) | (WRITE if want_write else 0)
+        self._set_events(events)
+
+    def _set_events(self, events: int) -> None:
+        sock = self._sock
+        if sock is None or events == self._events:
+            return
+        if self._events == 0:
+            self._loop.add(sock, events, self._on_event)
+        elif events == 0:
+            self._loop.remove(sock)
+        else:
+            self._loop.modify(sock, events, self._on_event)
+        self._events = events
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def _fail(self, exc: BaseException, error: Optional[SocketError] = None) -> None:
+        if not isinstance(exc, ConnectionFailed):
+            wrapped = ConnectionFailed(
+                f"cannot connect to {self._host}:{self._port}: {exc}",
+                error if error is not None else socket_error_for(exc),
+            )
+            wrapped.__cause__ = exc
+            exc = wrapped
+        self._finish(exc)
+
+    def _finish(self, exc: Optional[BaseException]) -> None:
+        if self._stage == "closed":
+            return
+        was_open = self._stage == "open"
+        self._stage = "closed"
+        if self._sock is not None:
+            if self._events:
+                self._loop.remove(self._sock)
+                self._events = 0
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._out.clear()
+        if exc is not None and was_open and not isinstance(exc, ConnectionFailed):
+            wrapped = ConnectionFailed(f"connection lost: {exc}", socket_error_for(exc))
+            wrapped.__cause__ = exc
+            exc = wrapped
+        try:
+            self._protocol.connection_lost(exc)
+        except Exception:
+            logger.exception("internal error while closing a connection")
+
+
+def _set_keepalive(sock: socket.socket) -> None:
+    """TCP keep-alive probes: first after 30 s idle, then every 10 s, dead after 3 misses."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+def _strerror(err: int) -> str:
+    import os
+
+    return os.strerror(err)

@@ -1,0 +1,662 @@
+"""High Fidelity's ``WebSocketServer``, on the ``websockets`` package's asyncio server.
+
+A server accepts connections on one port; each accepted connection is handed to
+``onNewConnection`` as a :class:`ServerWebSocket`, which has the client ``WebSocket``'s script API
+(``onmessage``, ``onclose``, ``onerror``, ``send``, ``close``, ``readyState``, ``url``)::
+
+    from mesiboscript.server import WebSocketServer
+
+    server = WebSocketServer(port=8080)
+
+    def on_new_connection(ws):
+        ws.onmessage = lambda message: ws.send(message.data)
+
+    server.onNewConnection = on_new_connection
+
+Each server runs one asyncio event loop on one background thread; handlers run on that thread,
+and every method is safe from any thread. A handler that raises is logged with its traceback on the
+``mesiboscript`` logger and nothing else stops. Like a script engine hosting the server, the
+process stays alive while a server is listening; Ctrl-C then closes every server with 1001.
+
+``websockets`` is an optional dependency: ``pip install "mesiboscript[server]"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import json
+import logging
+import ssl
+import threading
+import uuid
+from collections import deque
+from collections.abc import Coroutine, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Callable, Optional, TypeVar, Union
+
+try:
+    from websockets.asyncio.server import Server, ServerConnection, serve
+    from websockets.exceptions import ConnectionClosed
+except ImportError as _exc:  # websockets missing, or older than 13 (no asyncio server)
+    raise ImportError(
+        "mesiboscript.server needs the 'websockets' package (version 13 or later): "
+        "pip install 'mesiboscript[server]'"
+    ) from _exc
+
+from ._constants import ReadyState, SocketError
+from ._events import CloseData, MessageData
+from ._state import check_close
+
+__all__ = ["ServerWebSocket", "Signal", "WebSocketServer"]
+
+logger = logging.getLogger("mesiboscript")
+
+T = TypeVar("T")
+Handler = Callable[..., Any]
+
+#: Close code and reason HiFi's ``WebSocketServer.close()`` sends to every client.
+SERVER_CLOSING = (1001, "Server closing.")
+
+
+def _dispatch(owner: object, handler: Handler, *args: Any) -> None:
+    """Run a user handler; log what it raises (with its traceback) and go on."""
+    try:
+        handler(*args)
+    except Exception:
+        name = getattr(handler, "__qualname__", repr(handler))
+        logger.exception("handler %s of %r raised", name, owner)
+
+
+class _BackgroundLoop:
+    """One asyncio event loop running on one daemon thread.
+
+    Shared by :class:`WebSocketServer` and the test servers of :mod:`mesiboscript.testing`.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+        finally:
+            try:
+                # Whatever is left (a handler waiting for a message, a writer) ends here.
+                tasks = asyncio.all_tasks(loop)
+                for task in tasks:
+                    task.cancel()
+                if tasks:
+                    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+
+    def in_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive() and not self._stopping
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: Optional[float]) -> T:
+        """Run ``coro`` on the loop and wait for its result, from another thread."""
+        if self.in_thread():
+            coro.close()
+            raise RuntimeError("cannot block the server's own thread waiting on itself")
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"the server's thread did not answer within {timeout} s") from None
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any) -> bool:
+        """Run ``callback`` on the loop thread: now if called there, else soon. False if stopped."""
+        if self.in_thread():
+            callback(*args)
+            return True
+        with self._lock:
+            if self._stopping:
+                return False
+            self.loop.call_soon_threadsafe(callback, *args)
+            return True
+
+    def stop(self, timeout: Optional[float] = 10.0) -> None:
+        """Stop the loop; from another thread, also wait for the thread to end."""
+        with self._lock:
+            if not self._stopping:
+                self._stopping = True
+                self.loop.call_soon_threadsafe(self.loop.stop)
+        if not self.in_thread():
+            self._thread.join(timeout)
+
+
+class Signal:
+    """A Qt-style signal, as HiFi scripts use them: ``server.newConnection.connect(fn)``."""
+
+    def __init__(self) -> None:
+        self._slots: list[Handler] = []
+        self._lock = threading.Lock()
+
+    def connect(self, slot: Handler) -> None:
+        """Call ``slot`` each time the signal is emitted."""
+        if not callable(slot):
+            raise TypeError(f"slot must be callable, not {type(slot).__name__}")
+        with self._lock:
+            self._slots.append(slot)
+
+    def disconnect(self, slot: Handler) -> None:
+        """Stop calling ``slot``; ValueError if it was not connected."""
+        with self._lock:
+            self._slots.remove(slot)
+
+    def slots(self) -> list[Handler]:
+        with self._lock:
+            return list(self._slots)
+
+
+class ServerWebSocket:
+    """One accepted connection, with the client ``WebSocket``'s script API.
+
+    Created by :class:`WebSocketServer`; scripts get it in ``onNewConnection``. It is OPEN from the
+    start. Messages that arrive while no ``onmessage`` handler is set wait (with backpressure) for
+    the first handler; an ``onclose`` or ``onerror`` set after the event fired is called when set.
+    """
+
+    CONNECTING = ReadyState.CONNECTING
+    OPEN = ReadyState.OPEN
+    CLOSING = ReadyState.CLOSING
+    CLOSED = ReadyState.CLOSED
+
+    def __init__(self, server: WebSocketServer, conn: ServerConnection, url: str) -> None:
+        self._server = server
+        self._bg = server._bg
+        self._conn = conn
+        self._url = url
+        self._id = uuid.uuid4().hex
+        self._onopen: Optional[Handler] = None
+        self._onmessage: Optional[Handler] = None
+        self._onclose: Optional[Handler] = None
+        self._onerror: Optional[Handler] = None
+        self._close_called = False
+        self._finished = False
+        # Set when onmessage is assigned, so a held message can be delivered.
+        self._handler_set = asyncio.Event()
+        # One-shot events that fired before their handler was assigned.
+        self._pending_error: Optional[SocketError] = None
+        self._pending_close: Optional[CloseData] = None
+        self._undelivered: deque[Union[str, bytes]] = deque()
+        # Outgoing frames, written in order by one writer task.
+        self._outbox: deque[tuple[str, Any, int]] = deque()
+        self._writer: Optional[asyncio.Task[None]] = None
+        self._lock = threading.Lock()
+        self._buffered = 0
+
+    def __repr__(self) -> str:
+        return f"<ServerWebSocket {self._url} {self.readyState.name}>"
+
+    # -- properties ------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The URL the client connected to, as the server sees it (scheme, host, port, path)."""
+        return self._url
+
+    @property
+    def readyState(self) -> ReadyState:
+        if self._finished:
+            return ReadyState.CLOSED
+        if self._close_called or self._conn.state.value >= ReadyState.CLOSING:
+            return ReadyState.CLOSING
+        return ReadyState.OPEN
+
+    @property
+    def protocol(self) -> str:
+        """The subprotocol chosen in the handshake, or ``""``."""
+        return self._conn.subprotocol or ""
+
+    @property
+    def extensions(self) -> str:
+        """The extensions in use (``permessage-deflate`` when the client offered it), or ``""``."""
+        return ", ".join(ext.name for ext in self._conn.protocol.extensions)
+
+    @property
+    def bufferedAmount(self) -> int:
+        """Bytes of application data queued by :meth:`send` and not yet handed to the socket."""
+        with self._lock:
+            return self._buffered
+
+    @property
+    def remoteAddress(self) -> Any:
+        """The client's address, as ``socket.getpeername()`` gives it."""
+        return self._conn.remote_address
+
+    def getId(self) -> str:
+        """A stable, unique id for this connection (Dirigible's ``session.getId()``)."""
+        return self._id
+
+    # -- handlers --------------------------------------------------------------------------
+
+    @property
+    def onopen(self) -> Optional[Handler]:
+        """Accepted for symmetry with the client; never called (the connection is already open)."""
+        return self._onopen
+
+    @onopen.setter
+    def onopen(self, handler: Optional[Handler]) -> None:
+        self._onopen = handler
+
+    @property
+    def onmessage(self) -> Optional[Handler]:
+        """``onmessage(MessageData)``: ``.data`` is ``str`` for text, ``bytes`` for binary."""
+        return self._onmessage
+
+    @onmessage.setter
+    def onmessage(self, handler: Optional[Handler]) -> None:
+        self._onmessage = handler
+        self._bg.call_soon(self._handlers_changed)
+
+    @property
+    def onclose(self) -> Optional[Handler]:
+        """``onclose(CloseData)``: ``.code``, ``.reason``, ``.wasClean``."""
+        return self._onclose
+
+    @onclose.setter
+    def onclose(self, handler: Optional[Handler]) -> None:
+        self._onclose = handler
+        self._bg.call_soon(self._handlers_changed)
+
+    @property
+    def onerror(self) -> Optional[Handler]:
+        """``onerror(SocketError)``: fired before ``onclose`` when the connection is lost."""
+        return self._onerror
+
+    @onerror.setter
+    def onerror(self, handler: Optional[Handler]) -> None:
+        self._onerror = handler
+        self._bg.call_soon(self._handlers_changed)
+
+    def _handlers_changed(self) -> None:
+        # On the loop thread. Deliver what waited for a handler, in the order it happened.
+        if self._onmessage is not None:
+            self._handler_set.set()
+            while self._undelivered and self._onmessage is not None:
+                data = self._undelivered.popleft()
+                _dispatch(self, self._onmessage, MessageData(data, target=self))
+        if self._undelivered:
+            return  # the close event comes after the messages
+        if self._pending_error is not None and self._onerror is not None:
+            error, self._pending_error = self._pending_error, None
+            _dispatch(self, self._onerror, error)
+        if self._pending_error is None and self._pending_close is not None:
+            if self._onclose is not None:
+                event, self._pending_close = self._pending_close, None
+                _dispatch(self, self._onclose, event)
+
+    # -- sending and closing ---------------------------------------------------------------
+
+    def send(
+        self, data: Union[str, bytes, bytearray, memoryview, dict[str, Any], list[Any]]
+    ) -> None:
+        """Queue a message: ``str`` as text, bytes-like as binary, ``dict``/``list`` as JSON text.
+
+        Once closing has begun it sends nothing and raises nothing, as in the browser.
+        """
+        payload: Union[str, bytes]
+        if isinstance(data, str):
+            payload = _usv(data)
+            size = len(payload.encode("utf-8"))
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            payload = bytes(data)
+            size = len(payload)
+        elif isinstance(data, (dict, list)):
+            payload = json.dumps(data)
+            size = len(payload.encode("utf-8"))
+        else:
+            raise TypeError(f"cannot send {type(data).__name__}: use str, bytes, dict or list")
+        if self.readyState is not ReadyState.OPEN:
+            return
+        with self._lock:
+            self._buffered += size
+        self._bg.call_soon(self._enqueue, ("send", payload, size))
+
+    def close(self, code: Optional[int] = None, reason: str = "") -> None:
+        """Start the closing handshake, after the messages already queued.
+
+        ``code`` must be 1000 or in 3000-4999 and ``reason`` at most 123 UTF-8 bytes (ValueError
+        otherwise). Without a code the close frame carries no status. A second call does nothing.
+        """
+        checked_code, encoded = check_close(code, reason)
+        self._start_close(checked_code, encoded.decode("utf-8"))
+
+    def _start_close(self, code: Optional[int], reason: str) -> None:
+        with self._lock:
+            if self._close_called or self._finished:
+                return
+            self._close_called = True
+        self._bg.call_soon(self._enqueue, ("close", (code, reason), 0))
+
+    def _enqueue(self, item: tuple[str, Any, int]) -> None:
+        self._outbox.append(item)
+        if self._writer is None:
+            self._writer = asyncio.ensure_future(self._write_all())
+
+    async def _write_all(self) -> None:
+        try:
+            while self._outbox:
+                kind, payload, size = self._outbox.popleft()
+                if kind == "send":
+                    with self._lock:
+                        self._buffered -= size
+                    await self._conn.send(payload)
+                else:
+                    code, reason = payload
+                    # websockets sends an empty close frame for code None (no status).
+                    await self._conn.close(code, reason)  # type: ignore[arg-type]
+        except ConnectionClosed:
+            self._outbox.clear()  # the standard drops what could not be sent
+        except Exception:
+            logger.exception("sending on %r failed", self)
+            self._conn.transport.abort()
+        finally:
+            self._writer = None
+
+    # -- the connection's life (on the loop thread) ----------------------------------------
+
+    async def _serve(self) -> None:
+        """Read messages until the connection closes, then fire the close events."""
+        conn = self._conn
+        try:
+            while True:
+                try:
+                    data = await conn.recv()
+                except ConnectionClosed:
+                    break
+                if self._onmessage is None and not await self._wait_for_handler():
+                    self._undelivered.append(data)
+                    break
+                handler = self._onmessage
+                if handler is not None:
+                    _dispatch(self, handler, MessageData(data, target=self))
+            await conn.wait_closed()
+        finally:
+            self._finish()
+
+    async def _wait_for_handler(self) -> bool:
+        """Hold a message until ``onmessage`` is set; False if the connection closed first."""
+        loop = asyncio.get_running_loop()
+        handler_set = loop.create_task(self._handler_set.wait())
+        closed = loop.create_task(self._conn.wait_closed())
+        try:
+            await asyncio.wait({handler_set, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            handler_set.cancel()
+            closed.cancel()
+        return self._onmessage is not None
+
+    def _finish(self) -> None:
+        protocol = self._conn.protocol
+        received, sent = protocol.close_rcvd, protocol.close_sent
+        if received is not None and sent is not None:
+            event = CloseData(received.code, received.reason, True, target=self)
+            error: Optional[SocketError] = None
+        else:
+            # No closing handshake: the TCP connection was lost or aborted.
+            event = CloseData(1006, "", False, target=self)
+            error = SocketError.RemoteHostClosedError
+        with self._lock:
+            self._finished = True
+        self._server._forget(self)
+        self._pending_error = error
+        self._pending_close = event
+        self._handlers_changed()
+
+
+def _usv(text: str) -> str:
+    """The text a browser would send: lone surrogates become U+FFFD (WebIDL USVString)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+class WebSocketServer:
+    """A WebSocket server, as High Fidelity scripts create it.
+
+    ``WebSocketServer(port=0, host="127.0.0.1")`` listens at once (port 0 picks a free port; an
+    address in use raises ``OSError``). HiFi's options object works too:
+    ``WebSocketServer({"port": 8080, "serverName": "My server"})``.
+
+    Args:
+        port: TCP port, or a HiFi options mapping with ``port`` and ``serverName``.
+        host: Address to bind; the default accepts only local clients.
+        ssl_context: A server-side ``ssl.SSLContext`` (with its certificate loaded) for ``wss://``.
+        serverName: Sent in the ``Server`` header of the handshake response.
+        subprotocols: Subprotocols to accept, in order of preference.
+        max_size: Largest message accepted; a bigger one closes the connection with 1009.
+        ping_interval: Seconds between keep-alive pings (``None``: no pings).
+        ping_timeout: Seconds to wait for a pong before closing with 1011 (``None``: forever).
+        close_timeout: Seconds to wait for a client to answer a close frame.
+        onNewConnection: Handler for each accepted connection (also settable as an attribute).
+    """
+
+    def __init__(
+        self,
+        port: Union[int, Mapping[str, Any]] = 0,
+        host: str = "127.0.0.1",
+        *,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        serverName: str = "mesiboscript",
+        subprotocols: Optional[Sequence[str]] = None,
+        max_size: Optional[int] = 2**20,
+        ping_interval: Optional[float] = 20.0,
+        ping_timeout: Optional[float] = 20.0,
+        close_timeout: float = 10.0,
+        onNewConnection: Optional[Handler] = None,
+    ) -> None:
+        if isinstance(port, Mapping):
+            options = dict(port)
+            unknown = set(options) - {"port", "serverName"}
+            if unknown:
+                raise TypeError(f"unknown WebSocketServer options: {', '.join(sorted(unknown))}")
+            port = options.get("port", 0)
+            serverName = options.get("serverName", serverName)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an int in 0-65535, not {port!r}")
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise TypeError("ssl_context must be an ssl.SSLContext")
+        self.onNewConnection: Optional[Handler] = onNewConnection
+        #: HiFi's signal: ``server.newConnection.connect(fn)`` calls ``fn(ws)`` for each client.
+        self.newConnection = Signal()
+        self._secure = ssl_context is not None
+        self._close_timeout = close_timeout
+        self._clients: set[ServerWebSocket] = set()
+        self._lock = threading.Lock()
+        self._closing = False
+        self._closed = threading.Event()
+        self._bg = _BackgroundLoop("mesiboscript-server")
+        try:
+            self._server: Server = self._bg.run(
+                self._start(
+                    host,
+                    port,
+                    ssl=ssl_context,
+                    server_header=serverName,
+                    subprotocols=list(subprotocols) if subprotocols else None,
+                    max_size=max_size,
+                    ping_interval=ping_interval,
+                    ping_timeout=ping_timeout,
+                    close_timeout=close_timeout,
+                ),
+                timeout=30.0,
+            )
+        except BaseException:
+            self._bg.stop()
+            raise
+        address = self._server.sockets[0].getsockname()
+        self._port: int = address[1]
+        self._host = _url_host(address[0])
+        _register(self)
+
+    async def _start(self, host: str, port: int, **options: Any) -> Server:
+        return await serve(self._handle, host, port, **options)
+
+    def __repr__(self) -> str:
+        state = "listening" if self.listening else "closed"
+        return f"<WebSocketServer {self.url} {state}>"
+
+    def __enter__(self) -> WebSocketServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    # -- properties ------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Where clients connect: ``ws://127.0.0.1:PORT/`` (``wss://`` with TLS)."""
+        scheme = "wss" if self._secure else "ws"
+        return f"{scheme}://{self._host}:{self._port}/"
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the one chosen when 0 was asked for)."""
+        return self._port
+
+    @property
+    def listening(self) -> bool:
+        """True until :meth:`close`."""
+        return not self._closing and self._server.is_serving()
+
+    @property
+    def clients(self) -> list[ServerWebSocket]:
+        """The connections not yet closed."""
+        with self._lock:
+            return list(self._clients)
+
+    # -- connections -----------------------------------------------------------------------
+
+    async def _handle(self, conn: ServerConnection) -> None:
+        ws = ServerWebSocket(self, conn, self.url.rstrip("/") + conn.request.path)
+        with self._lock:
+            closing = self._closing
+            self._clients.add(ws)
+        if closing:
+            ws._start_close(*SERVER_CLOSING)
+        handlers = self.newConnection.slots()
+        if self.onNewConnection is not None:
+            handlers.insert(0, self.onNewConnection)
+        for handler in handlers:
+            _dispatch(self, handler, ws)
+        await ws._serve()
+
+    def _forget(self, ws: ServerWebSocket) -> None:
+        with self._lock:
+            self._clients.discard(ws)
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Send 1001 "Server closing." to every client and stop listening.
+
+        From another thread it returns once every connection has closed (clients that do not answer
+        are dropped after ``close_timeout``) and the server's thread has ended; from a handler it
+        starts the same and returns at once. A second call does nothing.
+        """
+        with self._lock:
+            first = not self._closing
+            self._closing = True
+        if self._bg.in_thread():
+            if first:
+                asyncio.ensure_future(self._close_and_stop())
+            return
+        if first:
+            try:
+                self._bg.run(self._aclose(), timeout=self._close_timeout + 10.0)
+            finally:
+                self._bg.stop()
+                self._done()
+        else:
+            self._closed.wait(self._close_timeout + 10.0)
+
+    async def _close_and_stop(self) -> None:
+        try:
+            await self._aclose()
+        finally:
+            self._done()
+            self._bg.stop()
+
+    async def _aclose(self) -> None:
+        for ws in self.clients:
+            ws._start_close(*SERVER_CLOSING)
+        self._server.close(close_connections=False)
+        try:
+            await asyncio.wait_for(self._server.wait_closed(), self._close_timeout + 1.0)
+        except asyncio.TimeoutError:
+            # A client that neither reads nor answers: drop it.
+            for ws in self.clients:
+                ws._conn.transport.abort()
+            await self._server.wait_closed()
+
+    def _done(self) -> None:
+        self._closed.set()
+        _unregister(self)
+
+
+def _url_host(address: str) -> str:
+    if address in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if address == "::":
+        return "[::1]"
+    return f"[{address}]" if ":" in address else address
+
+
+# -- process lifetime: a listening server keeps the script alive ---------------------------------
+
+_live: set[WebSocketServer] = set()
+_live_cond = threading.Condition()
+_atexit_registered = False
+
+
+def _register(server: WebSocketServer) -> None:
+    global _atexit_registered
+    with _live_cond:
+        _live.add(server)
+        if not _atexit_registered:
+            _atexit_registered = True
+            atexit.register(_wait_at_exit)
+
+
+def _unregister(server: WebSocketServer) -> None:
+    with _live_cond:
+        _live.discard(server)
+        _live_cond.notify_all()
+
+
+def _wait_at_exit() -> None:
+    """Keep serving after the script's main code ends, until every server is closed."""
+    try:
+        with _live_cond:
+            _live_cond.wait_for(lambda: not _live)
+    except KeyboardInterrupt:
+        servers = list(_live)
+        logger.info("interrupted: closing %d server(s) with 1001", len(servers))
+        for server in servers:
+            server.close()
