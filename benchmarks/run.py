@@ -1,7 +1,7 @@
 """Benchmark mesiboscript against the other Python WebSocket clients.
 
     python benchmarks/run.py [--quick] [--json out.json] [--reps N]
-                             [--clients a,b] [--workloads a,b] [--python PY] [--no-pin]
+                             [--clients a,b] [--workloads a,b] [--python PY] [--pin MODE]
 
 Starts the Node echo server in ``benchmarks/server`` (install it once with
 ``npm ci --prefix benchmarks/server``; this script installs nothing), pins it and the clients to
@@ -232,10 +232,15 @@ def raise_fd_limit(needed: int) -> tuple[int, str]:
     return soft, note
 
 
-def pinning(no_pin: bool) -> tuple[list[str], list[str], str]:
-    """taskset prefixes for the client and the server, and a description."""
-    if no_pin:
-        return [], [], "not pinned (--no-pin)"
+def pinning(mode: str) -> tuple[list[str], list[str], str]:
+    """taskset prefixes for the client and the server, and a description.
+
+    ``split``: client and server on two different CPUs (neither steals the other's CPU time).
+    ``same``: both on one CPU (no cross-CPU wake-ups; the server's CPU time counts against the
+    client's). ``none``: the scheduler decides.
+    """
+    if mode == "none":
+        return [], [], "not pinned (--pin none)"
     taskset = shutil.which("taskset")
     try:
         cpus = sorted(os.sched_getaffinity(0))
@@ -243,6 +248,9 @@ def pinning(no_pin: bool) -> tuple[list[str], list[str], str]:
         cpus = list(range(os.cpu_count() or 1))
     if taskset is None:
         return [], [], "not pinned (no taskset on this machine)"
+    if mode == "same":
+        cpu = str(cpus[0])
+        return [taskset, "-c", cpu], [taskset, "-c", cpu], f"client and server on CPU {cpu}"
     if len(cpus) < 2:
         return [], [], "not pinned (fewer than 2 CPUs)"
     client, server = cpus[0], cpus[1]
@@ -253,10 +261,10 @@ def pinning(no_pin: bool) -> tuple[list[str], list[str], str]:
     )
 
 
-def probe(python: str, code: str) -> str | None:
+def probe(python: str, code: str, client: str = "") -> str | None:
     """None if `code` runs in `python`, else the last line of its error."""
     proc = subprocess.run(
-        [python, "-c", code], capture_output=True, text=True, env=worker_env(), timeout=120
+        [python, "-c", code], capture_output=True, text=True, env=worker_env(client), timeout=120
     )
     if proc.returncode == 0:
         return None
@@ -266,16 +274,17 @@ def probe(python: str, code: str) -> str | None:
 
 def available_clients(python: str, wanted: list[str]) -> tuple[list[str], dict[str, str]]:
     missing: dict[str, str] = {}
-    cache: dict[str, str | None] = {}
+    cache: dict[tuple[str, str], str | None] = {}
 
-    def check(code: str) -> str | None:
-        if code not in cache:
-            cache[code] = probe(python, code)
-        return cache[code]
+    def check(code: str, client: str = "") -> str | None:
+        variant = client.partition("@")[2]
+        if (code, variant) not in cache:
+            cache[code, variant] = probe(python, code, client)
+        return cache[code, variant]
 
     for client in wanted:
-        base = client.replace("+wsaccel", "")
-        error = check(IMPORTS[base])
+        base = base_name(client).replace("+wsaccel", "")
+        error = check(IMPORTS[base], client)
         if error is None and "+wsaccel" in client:
             error = check("import wsaccel")
             if error is not None:
@@ -303,10 +312,18 @@ def versions(python: str) -> dict[str, str]:
     return result
 
 
-def worker_env() -> dict[str, str]:
+VARIANTS: dict[str, str] = {}  # --variant NAME=DIR: mesiboscript imported from DIR
+
+
+def base_name(client: str) -> str:
+    return client.split("@", 1)[0]
+
+
+def worker_env(client: str = "") -> dict[str, str]:
     env = dict(os.environ)
-    # The checkout's mesiboscript is the one measured, installed or not.
-    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # The checkout's mesiboscript is the one measured, installed or not (or a variant's copy).
+    root = VARIANTS.get(client.partition("@")[2], ROOT)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("PYTHONWARNINGS", None)
     return env
 
@@ -358,7 +375,7 @@ def run_one(
     cmd = [*pin, python, WORKER, client, workload, server.url, json.dumps(params)]
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, env=worker_env(), timeout=WORKER_TIMEOUT
+            cmd, capture_output=True, text=True, env=worker_env(client), timeout=WORKER_TIMEOUT
         )
         lines = proc.stdout.strip().splitlines()
         try:
@@ -378,6 +395,11 @@ def run_one(
         # in this run (connect and warm-up included) divided by the window.
         result["server_cpu_pct"] = 100.0 * result["server_cpu"] / result["elapsed"]
     return result
+
+
+def short(client: str) -> str:
+    base, _, variant = client.partition("@")
+    return SHORT[base] + (f" @{variant}" if variant else "")
 
 
 def fmt_value(value: float) -> str:
@@ -418,6 +440,12 @@ def summarise(
                 entry["min"] = min(r["value"] for r in ok)
                 entry["max"] = max(r["value"] for r in ok)
                 entry["unit"] = ok[0]["unit"]
+                # Client CPU (all threads) per message (µs) or per MB (ms): less sensitive than
+                # wall-clock rates to what else the machine runs; what an optimisation changes.
+                scale = 1e6 if entry["unit"] == "msgs/s" else 1e3
+                entry["cpu_per_op"] = statistics.median(
+                    scale * r["cpu"] / (r["value"] * r["elapsed"]) for r in ok
+                )
                 pcts = [r["server_cpu_pct"] for r in ok if "server_cpu_pct" in r]
                 if pcts:
                     entry["server_cpu_pct_median"] = statistics.median(pcts)
@@ -435,7 +463,7 @@ def summarise(
 
 def table(summary: dict[str, Any], clients: list[str], params: dict[str, Any]) -> str:
     shown = [c for c in clients if any(c in summary.get(w, {}) for w in summary)]
-    header = ["workload", *(SHORT[c] for c in shown)]
+    header = ["workload", *(short(c) for c in shown)]
     rows: list[list[str]] = []
     for workload in ("pingpong", "pipelined", "binary", "text"):
         if workload not in summary:
@@ -472,6 +500,26 @@ def table(summary: dict[str, Any], clients: list[str], params: dict[str, Any]) -
                 else:
                     row.append(fmt.format(entry[key]))
             rows.append(row)
+    return _markdown(header, rows)
+
+
+def cpu_table(summary: dict[str, Any], clients: list[str]) -> str:
+    """Client CPU per operation, medians: µs per message, ms per MB."""
+    workloads = [w for w in ("pingpong", "pipelined", "binary", "text") if w in summary]
+    shown = [c for c in clients if any(c in summary[w] for w in workloads)]
+    header = ["client CPU (all threads)", *(short(c) for c in shown)]
+    rows = []
+    for workload in workloads:
+        unit = "µs/msg" if workload in ("pingpong", "pipelined") else "ms/MB"
+        row = [f"{workload}, {unit}"]
+        for client in shown:
+            entry = summary[workload].get(client, {})
+            row.append(f"{entry['cpu_per_op']:.2f}" if "cpu_per_op" in entry else "—")
+        rows.append(row)
+    return _markdown(header, rows)
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
@@ -483,26 +531,26 @@ def table(summary: dict[str, Any], clients: list[str], params: dict[str, Any]) -
 
 def target_report(summary: dict[str, Any]) -> list[str]:
     lines = []
-    for (workload, client), target in TARGETS.items():
-        entry = summary.get(workload, {}).get(client)
-        if entry is None or "ratio" not in entry:
-            continue
-        mark = "met" if entry["ratio"] >= target else "MISSED"
-        lines.append(
-            f"  {workload:<9} {client:<21} ratio {entry['ratio']:6.2f}  target ≥ {target:<5} {mark}"
-        )
-    idle = summary.get("idle", {}).get("mesiboscript")
-    if idle is not None:
-        for key, limit in IDLE_TARGETS.items():
-            if key not in idle:
+    for workload, per_client in summary.items():
+        for client, entry in per_client.items():
+            base = base_name(client)
+            target = TARGETS.get((workload, base))
+            if target is not None and "ratio" in entry:
+                mark = "met" if entry["ratio"] >= target else "MISSED"
                 lines.append(
-                    f"  idle      mesiboscript          {key}: failed ({idle.get('error')})"
+                    f"  {workload:<9} {client:<26} ratio {entry['ratio']:6.2f}  "
+                    f"target >= {target:<5} {mark}"
                 )
+            if workload != "idle" or base != "mesiboscript":
                 continue
-            mark = "met" if idle[key] <= limit else "MISSED"
-            lines.append(
-                f"  idle      mesiboscript          {key} {idle[key]:.2f}  target ≤ {limit}  {mark}"
-            )
+            for key, limit in IDLE_TARGETS.items():
+                if key not in entry:
+                    lines.append(f"  idle      {client:<26} {key}: failed ({entry.get('error')})")
+                    continue
+                mark = "met" if entry[key] <= limit else "MISSED"
+                lines.append(
+                    f"  idle      {client:<26} {key} {entry[key]:.2f}  target <= {limit}  {mark}"
+                )
     return lines
 
 
@@ -514,8 +562,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", help="comma-separated subset of: " + ", ".join(CLIENTS))
     parser.add_argument("--workloads", help="comma-separated subset of: " + ", ".join(WORKLOADS))
     parser.add_argument("--python", default=sys.executable, help="interpreter for the clients")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin CPUs with taskset")
+    parser.add_argument(
+        "--pin",
+        choices=("split", "same", "none"),
+        default="split",
+        help="split: client and server on different CPUs (default); same: on one CPU; none",
+    )
     parser.add_argument("--idle-n", type=int, help="idle connections (default 10000)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        metavar="NAME=DIR",
+        help="also measure the mesiboscript in DIR/mesiboscript as mesiboscript@NAME (A/B runs "
+        "of a patch, interleaved with the rest); repeatable",
+    )
     args = parser.parse_args(argv)
 
     plan = json.loads(json.dumps(QUICK if args.quick else FULL))
@@ -528,15 +588,29 @@ def main(argv: list[str] | None = None) -> int:
     for name in workloads:
         if name not in WORKLOADS:
             parser.error(f"unknown workload {name!r}")
+    for spec in args.variant or []:
+        name, sep, path = spec.partition("=")
+        if (
+            not sep
+            or not name.isidentifier()
+            or not os.path.isdir(os.path.join(path, "mesiboscript"))
+        ):
+            parser.error(f"--variant wants NAME=DIR with DIR/mesiboscript, not {spec!r}")
+        VARIANTS[name] = os.path.abspath(path)
+        if not args.clients:
+            wanted += [f"{c}@{name}" for c in CLIENTS if c.startswith("mesiboscript")]
     for name in wanted:
-        if name not in CLIENTS:
+        base, _, variant = name.partition("@")
+        if base not in CLIENTS or (variant and variant not in VARIANTS):
             parser.error(f"unknown client {name!r}")
+        if variant and not base.startswith("mesiboscript"):
+            parser.error(f"only mesiboscript has variants, not {name!r}")
     if REFERENCE not in wanted:
         wanted.insert(0, REFERENCE)  # ratios need the reference in the same run
 
     check_server_installed()
     fd_limit, fd_note = raise_fd_limit(plan["idle"]["n"] + 1000)
-    client_pin, server_pin, pin_note = pinning(args.no_pin)
+    client_pin, server_pin, pin_note = pinning(args.pin)
     clients, missing = available_clients(args.python, wanted)
     for client, why in missing.items():
         log(f"SKIPPED {client}: {why}")
@@ -568,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     samples: dict[str, dict[str, list[dict[str, Any]]]] = {}
     try:
         for workload in workloads:
-            runners = [c for c in WORKLOADS[workload] if c in clients]
+            runners = [c for c in clients if base_name(c) in WORKLOADS[workload]]
             n_reps = idle_reps if workload == "idle" else reps
             samples[workload] = {c: [] for c in runners}
             for rep in range(n_reps):
@@ -609,6 +683,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(summary, clients, plan))
     print()
+    if any(w in summary for w in ("pingpong", "pipelined", "binary", "text")):
+        print(cpu_table(summary, clients))
+        print()
     loads = [
         (entry["server_cpu_pct_median"], workload, client)
         for workload, per_client in summary.items()

@@ -83,6 +83,13 @@ def _rss_kb() -> int:
     return rss
 
 
+def _fds() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return -1
+
+
 def _threads() -> int:
     n = _status("Threads")
     return n if n > 0 else threading.active_count()
@@ -228,6 +235,7 @@ def _idle_result(n: int, batch: int, t_batch: float, t_all: float, rss0: int) ->
         "unit": "KB/conn",
         "count": n,
         "threads": threads,
+        "fds": _fds(),
         "rss_kb_per_conn": (rss1 - rss0) * 1024 / n / 1000,
         "rss_total_mb": rss1 / 1024,
         "t_first_batch": t_batch,
@@ -243,6 +251,7 @@ def _idle_failure(exc: BaseException, opened: int, n: int) -> Result:
         "opened": opened,
         "count": n,
         "threads": _threads(),
+        "fds": _fds(),
     }
 
 
@@ -627,10 +636,13 @@ def _blocking(client: Blocking, url: str, workload: str, p: dict[str, Any]) -> R
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 5 or argv[1] not in CLIENTS or argv[2] not in WORKLOADS:
+    # "mesiboscript@NAME" is a variant of the library (run.py --variant): the name only tells the
+    # harness where to import it from (PYTHONPATH); the code that drives it is the same.
+    client = argv[1].split("@", 1)[0] if len(argv) > 1 else ""
+    if len(argv) != 5 or client not in CLIENTS or argv[2] not in WORKLOADS:
         print(__doc__, file=sys.stderr)
         return 2
-    client, workload, url, params = argv[1], argv[2], argv[3], json.loads(argv[4])
+    workload, url, params = argv[2], argv[3], json.loads(argv[4])
     raise_fd_limit()
     if "+wsaccel" in client:
         import wsaccel  # noqa: F401 - fail loudly if the variant cannot be measured

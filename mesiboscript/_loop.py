@@ -28,6 +28,10 @@ logger = logging.getLogger("mesiboscript")
 Callback = Callable[..., Any]
 
 
+def _noop(*args: Any) -> None:
+    pass
+
+
 class TimerHandle:
     """A call scheduled with :meth:`Loop.call_later`; ``cancel()`` is safe from the loop thread."""
 
@@ -40,7 +44,11 @@ class TimerHandle:
         self.cancelled = False
 
     def cancel(self) -> None:
+        # Drop the references now, as asyncio does: a cancelled 30 s connect timer must not
+        # keep a closed connection (and everything it holds) alive until it would have fired.
         self.cancelled = True
+        self.callback = _noop
+        self.args = ()
 
     def __lt__(self, other: TimerHandle) -> bool:
         return self.when < other.when

@@ -75,6 +75,7 @@ class Parser:
         self.max_size = max_size
         self._buf = b""
         self._failed = False
+        self._close_seen = False
         # The frame being read: opcode, fin, bytes still to come.
         self._in_frame = False
         self._op = 0
@@ -100,6 +101,9 @@ class Parser:
             if not self._in_frame:
                 if end - pos < 2:
                     break
+                if self._close_seen:
+                    # Chromium fails the connection on any frame after the close frame.
+                    return self._fail(events, 1002, "frame received after the close frame")
                 b0 = data[pos]
                 b1 = data[pos + 1]
                 length = b1 & 0x7F
@@ -230,9 +234,7 @@ class Parser:
                     self._fail(events, 1007, "invalid UTF-8 in the close reason")
                     return False
                 events.append((CLOSE, (code, reason)))
-            # Nothing may follow a close frame.
-            self._failed = True
-            return False
+            self._close_seen = True
         return True
 
     def _fail(self, events: list[Event], code: int, message: str) -> list[Event]:

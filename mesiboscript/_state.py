@@ -29,7 +29,7 @@ class InvalidArgumentError(MesiboScriptError, ValueError):
 
 
 # RFC 7230 token: the grammar of header names and of Sec-WebSocket-Protocol elements.
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _FORBIDDEN_IN_VALUES = re.compile(r"[\r\n\x00]")
 _DEFAULT_PORTS = {"ws": 80, "wss": 443, "http": 80, "https": 443}
 _SCHEME_ALIASES = {"http": "ws", "https": "wss"}

@@ -53,6 +53,8 @@ class Protocol:
 
 def parse_proxy(proxy: str) -> tuple[str, int, Optional[str]]:
     """``http://[user:pass@]host:port`` → host, port and a Proxy-Authorization value."""
+    if any(c in proxy for c in "\r\n\x00\t "):
+        raise ValueError(f"invalid proxy {proxy!r}: contains whitespace or control characters")
     parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
     if parts.scheme != "http" or not parts.hostname:
         raise ValueError(

@@ -48,9 +48,15 @@ _HIGH_WATER_BYTES = 1024 * 1024
 _HIGH_WATER_COUNT = 4096
 _MAX_RESPONSE_HEAD = 64 * 1024
 _EVENT_TYPES = ("open", "message", "error", "close")
+_STATE_AT_EVENT = {
+    "open": ReadyState.OPEN,
+    "message": ReadyState.OPEN,
+    "error": ReadyState.CLOSED,
+    "close": ReadyState.CLOSED,
+}
 _ATTR: Any = object()  # the place of the on<type> handler among a type's listeners
-# Chromium fires no error event when the TCP connection drops while OPEN (it is not a failure
-# in RFC 6455 terms: tests/parity/fixtures record what Chromium did).
+# Chromium fires no error event when the TCP connection drops (FIN or RST) while OPEN: that is
+# not "failing the connection" in RFC 6455 terms (tests/parity/fixtures record what it did).
 _ERROR_ON_DROP = False
 
 Handler = Optional[Callable[..., Any]]
@@ -202,7 +208,9 @@ class WebSocket(Protocol):
         # Listener lists are replaced, never mutated, so the I/O thread can iterate them freely.
         self._listeners: dict[str, list[Any]] = {t: [] for t in _EVENT_TYPES}
         self._attr_handlers: dict[str, Callable[..., Any]] = {}
-        self._pending: dict[str, tuple[Any, tuple[Any, ...]]] = {}
+        # One-shot events that fired, with the ids of the handlers that got them.
+        self._fired: dict[str, tuple[Any, tuple[Any, ...], set[int]]] = {}
+        self._event_state: Optional[ReadyState] = None
 
         # I/O thread only.
         self._transport: Optional[Transport] = None
@@ -235,6 +243,10 @@ class WebSocket(Protocol):
 
     @property
     def readyState(self) -> ReadyState:
+        """CONNECTING, OPEN, CLOSING or CLOSED (as of the event, inside a handler)."""
+        state = self._event_state
+        if state is not None and self._loop.in_loop_thread():
+            return state
         return self._state
 
     @property
@@ -302,46 +314,55 @@ class WebSocket(Protocol):
         self._schedule_pending(type)
 
     def _schedule_pending(self, type: str) -> None:
-        if type in self._pending or (type == "message" and self._inbox):
+        if type in self._fired or (type == "message" and self._inbox):
             self._loop.call_soon_threadsafe(self._deliver_pending)
 
-    def _fire(self, type: str, event: Any, attr_args: tuple[Any, ...]) -> bool:
-        """Dispatch to the listeners of ``type``; False if there are none."""
-        listeners = self._listeners[type]
-        if not listeners:
-            return False
+    def _fire(self, type: str, event: Any, attr_args: tuple[Any, ...], done: set[int]) -> None:
+        """Dispatch to each listener of ``type`` not in ``done`` (ids of those already called).
+
+        While it runs, handlers on the I/O thread see ``readyState`` as it was when the event
+        happened (1 for open and message, 3 for error and close), as in a browser, where state
+        changes and events are tasks run in order, even when delivery was late.
+        """
         dispatch = self._loop.dispatch
-        for listener in listeners:
-            if listener is _ATTR:
-                handler = self._attr_handlers.get(type)
-                if handler is not None:
+        saved = self._event_state
+        self._event_state = _STATE_AT_EVENT[type]
+        try:
+            for listener in self._listeners[type]:
+                handler = self._attr_handlers.get(type) if listener is _ATTR else listener
+                if handler is None or id(handler) in done:
+                    continue
+                done.add(id(handler))
+                if listener is _ATTR:
                     dispatch(self, handler, *attr_args)
-            else:
-                dispatch(self, listener, event)
-        return True
+                else:
+                    dispatch(self, handler, event)
+        finally:
+            self._event_state = saved
 
     def _emit(self, type: str, event: Any, attr_args: tuple[Any, ...] = ()) -> None:
-        """Fire a one-shot event now, or keep it until a handler for it is set."""
-        if self._inbox and self._listeners["message"]:
-            self._deliver_pending()  # messages that were waiting go first
-        if not self._fire(type, event, attr_args):
-            self._pending[type] = (event, attr_args)
+        """Fire a one-shot event (open, error, close) and remember it: a handler set later still
+        gets it once (the late-handler rule)."""
+        self._deliver_pending()  # what happened earlier goes first
+        done: set[int] = set()
+        self._fired[type] = (event, attr_args, done)
+        self._fire(type, event, attr_args, done)
 
     def _deliver_pending(self) -> None:
-        """Deliver events that arrived before their handler was set, in their natural order."""
-        pending = self._pending
-        if "open" in pending and self._listeners["open"]:
-            self._fire("open", *pending.pop("open"))
+        """Deliver what arrived before its handler was set, in the natural order of events."""
+        fired = self._fired
+        if "open" in fired:
+            self._fire("open", *fired["open"])
         while self._inbox and self._listeners["message"]:
             with self._lock:
                 data = self._inbox.popleft()
                 self._inbox_bytes -= len(data)
             event = MessageData(data, target=self)
-            self._fire("message", event, (event,))
+            self._fire("message", event, (event,), set())
         self._maybe_resume()
         for type in ("error", "close"):
-            if type in pending and self._listeners[type]:
-                self._fire(type, *pending.pop(type))
+            if type in fired:
+                self._fire(type, *fired[type])
 
     def _on_message(self, data: Union[str, bytes]) -> None:
         if self._state != ReadyState.OPEN:
@@ -359,7 +380,7 @@ class WebSocket(Protocol):
                     self._transport.pause_reading()
             return
         event = MessageData(data, target=self)
-        self._fire("message", event, (event,))
+        self._fire("message", event, (event,), set())
 
     def _maybe_resume(self) -> None:
         if (
@@ -525,9 +546,13 @@ class WebSocket(Protocol):
     def _close(self, code: Optional[int], reason: bytes) -> None:
         with self._lock:
             state = self._state
+            if self._event_state is not None and self._loop.in_loop_thread():
+                state = min(state, self._event_state)  # what the running handler believes
+                self._event_state = ReadyState.CLOSING
             if state in (ReadyState.CLOSING, ReadyState.CLOSED):
                 return
-            self._state = ReadyState.CLOSING
+            if self._state < ReadyState.CLOSING:
+                self._state = ReadyState.CLOSING
         if state == ReadyState.CONNECTING:
             exc = ConnectionFailed(
                 "WebSocket is closed before the connection is established",
@@ -564,18 +589,17 @@ class WebSocket(Protocol):
         if transport is None:
             self._finalize()
             return
-        if (
-            transport.is_open
-            and wire_code is not None
-            and not self._close_sent
-            and self._ever_opened
-        ):
+        if not (transport.is_open and self._ever_opened):
+            transport.abort()
+            return
+        if wire_code is not None and not self._close_sent:
+            self._flush_outbox()  # what handlers sent before the violation still goes out
             self._close_sent = True
             transport.write(build_close(wire_code))
-            self._set_timer(self._close_timeout, self._on_close_timeout)
-            transport.close()
-        else:
-            transport.abort()
+        # Close once the queue (and any close frame in it) is written; a peer that stops
+        # reading cannot hold us past the close timeout.
+        self._set_timer(self._close_timeout, self._on_close_timeout)
+        transport.close()
 
     def _finalize(self) -> None:
         if self._finalized:
@@ -767,7 +791,7 @@ class WebSocket(Protocol):
                     SocketError.RemoteHostClosedError,
                 )
                 self._last_error = cause
-                if _ERROR_ON_DROP or (exc is not None and not self._close_sent):
+                if _ERROR_ON_DROP:
                     self._failure = cause
         self._finalize()
 

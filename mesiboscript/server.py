@@ -45,6 +45,7 @@ except ImportError as _exc:  # websockets missing, or older than 13 (no asyncio 
         "pip install 'mesiboscript[server]'"
     ) from _exc
 
+from . import _loop as _loop_module
 from ._constants import ReadyState, SocketError
 from ._events import CloseData, MessageData
 from ._state import check_close
@@ -298,10 +299,10 @@ class ServerWebSocket:
         if self._pending_error is not None and self._onerror is not None:
             error, self._pending_error = self._pending_error, None
             _dispatch(self, self._onerror, error)
-        if self._pending_error is None and self._pending_close is not None:
-            if self._onclose is not None:
-                event, self._pending_close = self._pending_close, None
-                _dispatch(self, self._onclose, event)
+        closing = self._pending_error is None and self._pending_close is not None
+        if closing and self._onclose is not None:
+            event, self._pending_close = self._pending_close, None
+            _dispatch(self, self._onclose, event)
 
     # -- sending and closing ---------------------------------------------------------------
 
@@ -320,7 +321,8 @@ class ServerWebSocket:
             payload = bytes(data)
             size = len(payload)
         elif isinstance(data, (dict, list)):
-            payload = json.dumps(data)
+            # As JSON.stringify writes it (and the client WebSocket sends it).
+            payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
             size = len(payload.encode("utf-8"))
         else:
             raise TypeError(f"cannot send {type(data).__name__}: use str, bytes, dict or list")
@@ -361,8 +363,10 @@ class ServerWebSocket:
                     await self._conn.send(payload)
                 else:
                     code, reason = payload
-                    # websockets sends an empty close frame for code None (no status).
-                    await self._conn.close(code, reason)  # type: ignore[arg-type]
+                    # websockets sends an empty close frame for code None (no status);
+                    # its annotation (which varies by version) says int only.
+                    close: Any = self._conn.close
+                    await close(code, reason)
         except ConnectionClosed:
             self._outbox.clear()  # the standard drops what could not be sent
         except Exception:
@@ -471,7 +475,9 @@ class WebSocketServer:
             if unknown:
                 raise TypeError(f"unknown WebSocketServer options: {', '.join(sorted(unknown))}")
             port = options.get("port", 0)
-            serverName = options.get("serverName", serverName)
+            server_name = options.get("serverName", serverName)
+        else:
+            server_name = serverName
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an int in 0-65535, not {port!r}")
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
@@ -485,6 +491,7 @@ class WebSocketServer:
         self._lock = threading.Lock()
         self._closing = False
         self._closed = threading.Event()
+        self._close_task: Optional[asyncio.Future[None]] = None
         self._bg = _BackgroundLoop("mesiboscript-server")
         try:
             self._server: Server = self._bg.run(
@@ -492,7 +499,7 @@ class WebSocketServer:
                     host,
                     port,
                     ssl=ssl_context,
-                    server_header=serverName,
+                    server_header=server_name,
                     subprotocols=list(subprotocols) if subprotocols else None,
                     max_size=max_size,
                     ping_interval=ping_interval,
@@ -504,7 +511,7 @@ class WebSocketServer:
         except BaseException:
             self._bg.stop()
             raise
-        address = self._server.sockets[0].getsockname()
+        address = next(iter(self._server.sockets)).getsockname()
         self._port: int = address[1]
         self._host = _url_host(address[0])
         _register(self)
@@ -554,7 +561,8 @@ class WebSocketServer:
     # -- connections -----------------------------------------------------------------------
 
     async def _handle(self, conn: ServerConnection) -> None:
-        ws = ServerWebSocket(self, conn, self.url.rstrip("/") + conn.request.path)
+        path = conn.request.path if conn.request is not None else "/"
+        ws = ServerWebSocket(self, conn, self.url.rstrip("/") + path)
         with self._lock:
             closing = self._closing
             self._clients.add(ws)
@@ -576,16 +584,22 @@ class WebSocketServer:
     def close(self) -> None:
         """Send 1001 "Server closing." to every client and stop listening.
 
-        From another thread it returns once every connection has closed (clients that do not answer
-        are dropped after ``close_timeout``) and the server's thread has ended; from a handler it
-        starts the same and returns at once. A second call does nothing.
+        From a script's thread it returns once every connection has closed (clients that do not
+        answer are dropped after ``close_timeout``) and the server's thread has ended. From a
+        handler (the server's, or a client ``WebSocket``'s, whose I/O thread may be what the
+        closing handshakes wait on) it starts the same and returns at once. A second call does
+        nothing.
         """
         with self._lock:
             first = not self._closing
             self._closing = True
         if self._bg.in_thread():
             if first:
-                asyncio.ensure_future(self._close_and_stop())
+                self._close_task = asyncio.ensure_future(self._close_and_stop())
+            return
+        if _on_client_io_thread():
+            if first:
+                self._bg.call_soon(self._schedule_close)
             return
         if first:
             try:
@@ -595,6 +609,9 @@ class WebSocketServer:
                 self._done()
         else:
             self._closed.wait(self._close_timeout + 10.0)
+
+    def _schedule_close(self) -> None:
+        self._close_task = asyncio.ensure_future(self._close_and_stop())
 
     async def _close_and_stop(self) -> None:
         try:
@@ -618,6 +635,12 @@ class WebSocketServer:
     def _done(self) -> None:
         self._closed.set()
         _unregister(self)
+
+
+def _on_client_io_thread() -> bool:
+    """True in a client WebSocket's handler: the library's one I/O thread."""
+    loop = _loop_module._loop
+    return loop is not None and loop.in_loop_thread()
 
 
 def _url_host(address: str) -> str:

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 __all__ = [
     "GUID",
@@ -243,6 +243,22 @@ SCRIPTS: dict[str, Script] = {
         DropFin(),
         doc="close frame then FIN at once, without waiting for the client's close",
     ),
+    "/ping_then_close": _s(
+        Send(frame(OP_PING, b"p1")),
+        Send(close_frame(1000, "bye")),
+        ExpectClose(reply=False),
+        doc="a ping (the client must pong), then close 1000 'bye'",
+    ),
+    "/close_twice": _s(
+        Send(close_frame(1000, "first") + close_frame(1000, "second")),
+        ExpectClose(reply=False),
+        doc="two close frames back to back",
+    ),
+    "/text_after_close": _s(
+        Send(close_frame(1000, "bye") + frame(OP_TEXT, "late")),
+        ExpectClose(reply=False),
+        doc="close 1000 'bye' then a text frame in the same write",
+    ),
     "/drop_fin": _s(DropFin(), doc="open, then TCP FIN at once, without a close frame"),
     "/drop_fin_after_message": _s(
         WaitMessage(), DropFin(), doc="wait for a client message, then TCP FIN, no close frame"
@@ -417,7 +433,7 @@ class ConnRecord:
         c = self.client_close
         return c.close_code if c else None
 
-    def wire_summary(self) -> dict[str, object]:
+    def wire_summary(self) -> dict[str, Any]:
         """A JSON-able view: frames the client sent and how the connection ended."""
         c = self.client_close
         return {

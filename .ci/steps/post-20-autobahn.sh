@@ -9,7 +9,8 @@ PYENV_ROOT="${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}"
 
 py27=$(ls -d "$PYENV_ROOT"/versions/2.7.*/bin/python2.7 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$py27" ] || py27=$(command -v python2.7 || true)
-if [ -z "$py27" ]; then
+# A pyenv shim can be on PATH without the version behind it: check that it runs.
+if [ -z "$py27" ] || ! "$py27" -c 'import sys; assert sys.version_info[:2] == (2, 7)' 2>/dev/null; then
     echo "!!! SKIPPING AUTOBAHN: Python 2.7 not found (pyenv versions/2.7.* or python2.7 on PATH)" >&2
     exit 0
 fi

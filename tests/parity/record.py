@@ -93,6 +93,9 @@ SCENARIOS: list[dict[str, Any]] = [
     sc("messages_then_close", "/messages_then_close", "text, binary, then close 1000 'done'"),
     sc("server_close_empty", "/close_empty", "server sends an empty close frame"),
     sc("server_close_then_fin", "/close_then_drop", "close 1000 'bye' then FIN at once"),
+    sc("ping_then_close", "/ping_then_close", "ping (client pongs), then close 1000 'bye'"),
+    sc("close_twice", "/close_twice", "two close frames back to back"),
+    sc("text_after_close", "/text_after_close", "close 1000 'bye', then a text frame"),
     # TCP drops while OPEN.
     sc("tcp_drop_fin", "/drop_fin", "FIN right after the 101, no close frame"),
     sc(

@@ -31,7 +31,8 @@ def build_app(ping_interval: float, ping_timeout: float) -> Any:
     )
 
     async def on_connect(sid: str, environ: dict[str, Any], auth: Any, namespace: str) -> None:
-        if namespace == "/private" and not (isinstance(auth, dict) and auth.get("token") == "secret"):
+        authorized = isinstance(auth, dict) and auth.get("token") == "secret"
+        if namespace == "/private" and not authorized:
             raise socketio.exceptions.ConnectionRefusedError(
                 "not authorized", {"reason": "bad token"}
             )
@@ -47,7 +48,7 @@ def build_app(ping_interval: float, ping_timeout: float) -> Any:
 
     async def on_call_me(sid: str, event: str, arg: Any, namespace: str) -> None:
         async def got(*reply: Any) -> None:
-            await sio.emit("call-me-result", [list(reply)], to=sid, namespace=namespace)
+            await sio.emit("call-me-result", list(reply), to=sid, namespace=namespace)
 
         await sio.emit(event, arg, to=sid, namespace=namespace, callback=got)
 

@@ -2,8 +2,10 @@
 // A socket.io 4 server (Socket.IO protocol v5, Engine.IO protocol v4) for the mesiboscript tests.
 //
 // Usage: node socketio4_echo_server.js [--port N] [--ping-interval MS] [--ping-timeout MS]
-//                                      [--allow-eio3]
+//                                      [--path /socket.io/] [--allow-eio3] [--refuse-eio4]
 // Listens on 127.0.0.1 (port 0 = a free port) and prints one JSON line: {"port": N}.
+// --refuse-eio4 (implies --allow-eio3) refuses Engine.IO v4 requests in allowRequest, as a server
+// that only speaks v3 would: the client must fall back to v3.
 //
 // Namespace "/": `message` is echoed back with socket.send; `echo` acks (or re-emits) its arguments;
 // `call-me` emits an event that asks the client for an ack and reports the ack's arguments in
@@ -17,14 +19,17 @@ const { Server } = require('socket.io');
 
 function option(name, fallback) {
   const i = process.argv.indexOf(name);
-  return i > 0 && i + 1 < process.argv.length ? Number(process.argv[i + 1]) : fallback;
+  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
 }
 
+const refuseEIO4 = process.argv.includes('--refuse-eio4');
 const server = http.createServer();
 const io = new Server(server, {
-  pingInterval: option('--ping-interval', 25000),
-  pingTimeout: option('--ping-timeout', 20000),
-  allowEIO3: process.argv.includes('--allow-eio3'),
+  path: option('--path', '/socket.io'),
+  pingInterval: Number(option('--ping-interval', 25000)),
+  pingTimeout: Number(option('--ping-timeout', 20000)),
+  allowEIO3: refuseEIO4 || process.argv.includes('--allow-eio3'),
+  allowRequest: (req, callback) => callback(null, !(refuseEIO4 && /[?&]EIO=4(&|$)/.test(req.url))),
   maxHttpBufferSize: 1e7,
 });
 
@@ -56,6 +61,6 @@ privateNsp.use((socket, next) => {
 });
 privateNsp.on('connection', handlers);
 
-server.listen(option('--port', 0), '127.0.0.1', () => {
+server.listen(Number(option('--port', 0)), '127.0.0.1', () => {
   console.log(JSON.stringify({ port: server.address().port }));
 });

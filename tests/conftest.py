@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import mesiboscript
+from mesiboscript._loop import get_loop
+
+from .helpers import TIMEOUT, AsyncServers
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[AsyncServers]:
+    s = AsyncServers()
+    yield s
+    s.close()
+
+
+async def _echo(ws: Any) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+@pytest.fixture(scope="session")
+def echo_url(servers: AsyncServers) -> Iterator[str]:
+    server = servers.serve(_echo, max_size=None)
+    yield f"ws://127.0.0.1:{server.port}/"
+    servers.stop(server)
+
+
+@pytest.fixture(scope="session")
+def ca() -> Any:
+    trustme = pytest.importorskip("trustme")
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def server_ssl(ca: Any) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    return context
+
+
+@pytest.fixture(scope="session")
+def client_ssl(ca: Any) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+@pytest.fixture(scope="session")
+def wss_echo_url(servers: AsyncServers, server_ssl: ssl.SSLContext) -> Iterator[str]:
+    server = servers.serve(_echo, ssl=server_ssl)
+    yield f"wss://localhost:{server.port}/"
+    servers.stop(server)
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Every connection a test opened is closed by its end, and no thread is left behind."""
+    before = {t for t in threading.enumerate() if t.name != "mesiboscript-dns"}
+    yield
+    loop = get_loop()
+    leaked = loop.active()
+    for ws in leaked:
+        ws._shutdown(1001, "test ended")
+    assert loop.wait_idle(TIMEOUT), f"connections still open: {loop.active()}"
+    assert not leaked, f"test left connections open: {leaked}"
+    assert not mesiboscript.getOpenSessions()
+    extra = [
+        t
+        for t in threading.enumerate()
+        if t not in before
+        and t.name not in ("mesiboscript-io", "mesiboscript-dns", "test-servers")
+        and t.is_alive()
+        and not t.daemon
+    ]
+    assert not extra, f"threads leaked: {extra}"

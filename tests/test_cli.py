@@ -1,0 +1,274 @@
+"""The command line: demo, connect (scripted and in a real terminal), serve."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import mesiboscript
+from mesiboscript.__main__ import DEMO_MESSAGE, main
+from mesiboscript.testing import EchoServer
+
+from .helpers import TIMEOUT, Recorder
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cli(*args: str, stdin: str = "", timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mesiboscript", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+def test_demo_prints_the_echo() -> None:
+    result = cli("demo")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Echo server listening on ws://127.0.0.1:")
+    assert f"> {DEMO_MESSAGE}" in lines
+    assert f"< {DEMO_MESSAGE}" in lines
+    assert lines[-1] == "Closed: code 1000, wasClean True"
+
+
+def test_demo_over_tls_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--tls", "--message", "secure hello"]) == 0
+    out = capsys.readouterr().out
+    assert "wss://127.0.0.1:" in out
+    assert "< secure hello" in out
+
+
+def test_version_and_usage() -> None:
+    assert cli("--version").stdout.strip() == f"mesiboscript {mesiboscript.__version__}"
+    result = cli()
+    assert result.returncode == 2
+    assert "connect" in result.stderr
+
+
+# -- connect, scripted ------------------------------------------------------------------------
+
+
+def test_connect_exec(echo_server: EchoServer) -> None:
+    result = cli("connect", echo_server.url, "-x", "hello", "-x", "world", "-n", "2", "-w", "30")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"Connected to {echo_server.url}"
+    assert lines[1:5] == ["> hello", "> world", "< hello", "< world"]
+    assert lines[-1] == 'Disconnected (code: 1000, reason: "", wasClean: True)'
+
+
+def test_connect_reads_piped_stdin(echo_server: EchoServer) -> None:
+    result = cli("connect", echo_server.url, "-n", "3", "-w", "30", stdin="one\ntwo\nthree\n")
+    assert result.returncode == 0, result.stderr
+    received = [line for line in result.stdout.splitlines() if line.startswith("< ")]
+    assert received == ["< one", "< two", "< three"]
+
+
+def test_connect_shows_the_servers_close_code(echo_server: EchoServer) -> None:
+    result = cli("connect", echo_server.url + "greet/hi/close/4000/bye", "-w", "30")
+    assert result.returncode == 0, result.stderr
+    assert "< hi" in result.stdout
+    assert 'Disconnected (code: 4000, reason: "bye", wasClean: True)' in result.stdout
+
+
+def test_connect_binary_message() -> None:
+    with EchoServer("ws", greeting=b"\x00\x01") as server:
+        result = cli("connect", server.url, "-n", "1", "-w", "30")
+    assert "< [binary, 2 bytes] 0001" in result.stdout
+
+
+def test_connect_refused() -> None:
+    result = cli("connect", f"ws://127.0.0.1:{closed_port()}/", "-x", "lost")
+    assert result.returncode == 1
+    assert "ConnectionRefusedError" in result.stderr
+    assert "code: 1006" in result.stdout
+
+
+def test_connect_bad_url() -> None:
+    result = cli("connect", "ftp://example.invalid/")
+    assert result.returncode == 2
+    assert "scheme" in result.stderr
+
+
+def test_connect_wss_with_cafile(echo_server_wss: EchoServer) -> None:
+    assert echo_server_wss.ca is not None
+    result = cli(
+        "connect",
+        echo_server_wss.url,
+        "--cafile",
+        echo_server_wss.ca.cafile,
+        "-x",
+        "tls",
+        "-n",
+        "1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "< tls" in result.stdout
+    untrusted = cli("connect", echo_server_wss.url, "-x", "tls")
+    assert untrusted.returncode == 1
+    assert "SslHandshakeFailedError" in untrusted.stderr
+
+
+def test_connect_wss_insecure_warns(echo_server_wss: EchoServer) -> None:
+    result = cli("connect", echo_server_wss.url, "--insecure", "-x", "tls", "-n", "1")
+    assert result.returncode == 0, result.stderr
+    assert "< tls" in result.stdout
+    assert "not checked" in result.stderr
+
+
+@pytest.mark.skipif(not hasattr(mesiboscript, "Socket"), reason="mesiboscript.Socket not built yet")
+def test_connect_sock(echo_server_sock: EchoServer) -> None:
+    result = cli("connect", echo_server_sock.url, "-x", "over tcp", "-n", "1", "-w", "30")
+    assert result.returncode == 0, result.stderr
+    assert "< over tcp" in result.stdout
+
+
+# -- connect, in a real terminal ---------------------------------------------------------------
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+def test_connect_interactive_in_a_pty(echo_server: EchoServer) -> None:
+    """Type a line in a real terminal and see its echo, as a person would."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mesiboscript", "connect", echo_server.url, "-w", "0"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=ROOT,
+        close_fds=True,
+    )
+    os.close(slave)
+    screen = b""
+
+    def read_until(marker: bytes) -> None:
+        nonlocal screen
+        deadline = time.monotonic() + TIMEOUT
+        while marker not in screen:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"never saw {marker!r}; the terminal shows {screen!r}"
+            ready, _, _ = select.select([master], [], [], remaining)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the program closed the terminal
+                    chunk = b""
+                assert chunk, f"terminal closed before {marker!r}; it shows {screen!r}"
+                screen += chunk
+
+    try:
+        read_until(b"(press CTRL+C to quit)")
+        read_until(b"> ")
+        os.write(master, b"hello from a terminal\n")
+        read_until(b"< hello from a terminal")
+        os.write(master, b"\x04")  # Ctrl-D: end of input, so the client closes
+        read_until(b"Disconnected (code: 1000")
+        assert proc.wait(TIMEOUT) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+
+def start_serve(*args: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mesiboscript", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    urls: dict[str, str] = {}
+    for line in proc.stdout:
+        if line.startswith("Press CTRL+C"):
+            break
+        if " echo server listening on " in line:
+            scheme, url = line.split()[0], line.split()[-1]
+            urls[scheme] = url
+    assert urls, proc.communicate(timeout=TIMEOUT)
+    return proc, urls
+
+
+def first_message(recorder: Recorder) -> Any:
+    got = threading.Event()
+    recorder.ws.addEventListener("message", lambda _event: got.set())
+    if not recorder.messages:
+        assert got.wait(TIMEOUT), recorder.events
+    return recorder.messages[0]
+
+
+def echo_once(url: str, **options: Any) -> Any:
+    recorder = Recorder(mesiboscript.WebSocket(url, **options))
+    assert recorder.opened.wait(TIMEOUT), recorder.events
+    recorder.ws.send("served")
+    message = first_message(recorder)
+    recorder.ws.close()
+    recorder.wait_closed()
+    return message
+
+
+def test_serve_until_sigterm() -> None:
+    proc, urls = start_serve("ws", "sock")
+    try:
+        assert set(urls) == {"ws", "sock"}
+        assert echo_once(urls["ws"]) == "served"
+        host, port = urls["sock"].split("//")[1].split(":")
+        with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
+            sock.sendall(b"tcp")
+            assert sock.recv(10) == b"tcp"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 0
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def test_serve_on_a_chosen_port_with_greeting() -> None:
+    port = closed_port()
+    proc, urls = start_serve("--port", str(port), "--greeting", "welcome")
+    try:
+        assert urls == {"ws": f"ws://127.0.0.1:{port}/"}
+        recorder = Recorder(mesiboscript.WebSocket(urls["ws"]))
+        assert first_message(recorder) == "welcome"
+        recorder.ws.close()
+        recorder.wait_closed()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(TIMEOUT) == 0
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def test_serve_rejects_bad_arguments() -> None:
+    assert cli("serve", "http").returncode == 2
+    assert cli("serve", "ws", "sock", "--port", "8080").returncode == 2
