@@ -204,12 +204,15 @@ class Loop:
             logger.exception("internal error in the mesiboscript I/O thread")
 
     def _drain_wake(self) -> None:
-        self._wake_pending = False
+        # Drain first, clear the flag after: a wake-up byte sent in between stays in the pipe
+        # (one spurious turn). The other order can swallow a byte while the flag stays set,
+        # and every later call_soon_threadsafe would then skip its wake-up: a lost wake-up.
         try:
             while self._wake_r.recv(4096):
                 pass
         except (BlockingIOError, InterruptedError):
             pass
+        self._wake_pending = False
 
 
 class _Resolver:

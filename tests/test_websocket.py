@@ -675,8 +675,15 @@ def test_send_from_many_threads(echo_url: str) -> None:
         assert mine == [f"{n}:{i}" for i in range(250)]
 
 
-def test_event_listeners(echo_url: str) -> None:
-    ws = WebSocket(echo_url)
+def test_event_listeners() -> None:
+    go = threading.Event()
+
+    def script(conn: RawConnection) -> None:
+        go.wait(TIMEOUT)  # answer only once every listener is in place
+        conn.handshake()
+        conn.read_close_code()
+        conn.sock.sendall(close_frame(1000))
+
     order: list[str] = []
     events: list[Any] = []
     closed = threading.Event()
@@ -688,15 +695,18 @@ def test_event_listeners(echo_url: str) -> None:
     def removed(event: Any) -> None:
         order.append("removed")
 
-    ws.addEventListener("open", first)
-    ws.onopen = lambda: order.append("onopen")
-    ws.addEventListener("open", lambda e: order.append("listener2"))
-    ws.addEventListener("open", removed)
-    ws.removeEventListener("open", removed)
-    ws.addEventListener("open", first)  # a duplicate is ignored
-    ws.addEventListener("open", lambda e: ws.close(1000))
-    ws.addEventListener("close", lambda e: (events.append(e), closed.set()))
-    assert closed.wait(TIMEOUT)
+    with RawServer(script) as server:
+        ws = WebSocket(server.url)
+        ws.addEventListener("open", first)
+        ws.onopen = lambda: order.append("onopen")
+        ws.addEventListener("open", lambda e: order.append("listener2"))
+        ws.addEventListener("open", removed)
+        ws.removeEventListener("open", removed)
+        ws.addEventListener("open", first)  # a duplicate is ignored
+        ws.addEventListener("open", lambda e: ws.close(1000))
+        ws.addEventListener("close", lambda e: (events.append(e), closed.set()))
+        go.set()
+        assert closed.wait(TIMEOUT)
     assert order == ["listener1", "onopen", "listener2"]
     assert events[0].type == "open" and events[0].target is ws
     assert events[1].type == "close" and events[1].code == 1000 and events[1].target is ws
