@@ -19,6 +19,7 @@ from ._exceptions import (
 )
 from ._loop import get_loop
 from ._sessions import getOpenSessions, getSession
+from ._socketio import SocketIO
 from ._state import InvalidArgumentError
 from ._version import __version__
 from ._websocket import WebSocket
@@ -37,6 +38,7 @@ __all__ = [
     "ProtocolError",
     "ReadyState",
     "SocketError",
+    "SocketIO",
     "WebSocket",
     "__version__",
     "getOpenSessions",

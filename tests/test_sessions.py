@@ -17,9 +17,12 @@ from .helpers import TIMEOUT, AsyncServers, RawConnection, RawServer, Recorder, 
 
 def test_get_open_sessions_and_ids(echo_url: str) -> None:
     a, b = WebSocket(echo_url), WebSocket(echo_url)
-    assert a.upgrade(TIMEOUT) and b.upgrade(TIMEOUT)
+    assert a.upgrade(TIMEOUT)
+    assert b.upgrade(TIMEOUT)
     assert getOpenSessions() == [a, b] or getOpenSessions() == [b, a]
-    assert a.getId() != b.getId() and a.getId() == a.getId() and isinstance(a.getId(), str)
+    assert a.getId() != b.getId()
+    assert a.getId() == a.getId()
+    assert isinstance(a.getId(), str)
     assert getSession() is None
     a.close()
     assert a.read(TIMEOUT) is False
@@ -170,7 +173,7 @@ def test_send_text_async_completes_and_fails_on_drop() -> None:
         small = ws.sendTextAsync("small")
         assert small.result(TIMEOUT) is None
         big: Future[None] = ws.sendTextAsync("x" * 64 * 1024 * 1024)
-        wait_for(lambda: 0 < ws.bufferedAmount)
+        wait_for(lambda: ws.bufferedAmount > 0)
         assert not big.done()
         reset.set()
         with pytest.raises(mesiboscript.ConnectionClosed):

@@ -467,7 +467,8 @@ def test_default_context_trusts_certifi() -> None:
     from mesiboscript._tls import make_context
 
     context = make_context()
-    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
     expected = ssl.create_default_context(cafile=certifi.where()).cert_store_stats()
     assert context.cert_store_stats() == expected
     assert expected["x509_ca"] > 50
@@ -511,7 +512,8 @@ def test_server_pings_are_answered(servers: AsyncServers) -> None:
         rec.wait_closed()
     finally:
         servers.stop(server)
-    assert rec.messages and rec.messages[0].startswith("pong after")
+    assert rec.messages
+    assert rec.messages[0].startswith("pong after")
 
 
 def test_http_proxy(echo_url: str) -> None:
@@ -621,7 +623,8 @@ def test_a_raising_handler_is_logged_and_nothing_stops(
     assert rec.messages == ["one", "two"]
     errors = [r for r in caplog.records if r.name == "mesiboscript" and r.exc_info]
     assert len(errors) == 2
-    assert "boom in a handler" in caplog.text and "Traceback" in caplog.text
+    assert "boom in a handler" in caplog.text
+    assert "Traceback" in caplog.text
     assert "error" not in rec.kinds()
 
 
@@ -708,8 +711,11 @@ def test_event_listeners() -> None:
         go.set()
         assert closed.wait(TIMEOUT)
     assert order == ["listener1", "onopen", "listener2"]
-    assert events[0].type == "open" and events[0].target is ws
-    assert events[1].type == "close" and events[1].code == 1000 and events[1].target is ws
+    assert events[0].type == "open"
+    assert events[0].target is ws
+    assert events[1].type == "close"
+    assert events[1].code == 1000
+    assert events[1].target is ws
 
 
 def test_late_handlers_get_every_event(servers: AsyncServers) -> None:
