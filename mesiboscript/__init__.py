@@ -6,7 +6,7 @@ Dirigible, ArozOS, Botmaster); see the README for the table.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional as _Optional
 
 from ._constants import CloseCode, ReadyState, SocketError
 from ._events import CloseData, ErrorEvent, Event, MessageData
@@ -17,7 +17,7 @@ from ._exceptions import (
     MesiboScriptError,
     ProtocolError,
 )
-from ._loop import get_loop
+from ._loop import get_loop as _get_loop
 from ._sessions import getOpenSessions, getSession
 from ._socketio import SocketIO
 from ._state import InvalidArgumentError
@@ -47,13 +47,13 @@ __all__ = [
 ]
 
 
-def run(timeout: Optional[float] = None) -> bool:
+def run(timeout: _Optional[float] = None) -> bool:
     """Block until every connection of the process has closed, or ``timeout`` seconds pass.
 
     Returns True when everything closed. Ctrl-C closes every connection with 1001 (going away),
     waits briefly for the closing handshakes, and re-raises ``KeyboardInterrupt``.
     """
-    loop = get_loop()
+    loop = _get_loop()
     try:
         return loop.wait_idle(timeout)
     except KeyboardInterrupt:
