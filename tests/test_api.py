@@ -186,7 +186,7 @@ def test_bad_protocols_raise(protocols: list[object]) -> None:
     ],
 )
 def test_bad_options_raise(options: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"(?i)header|origin|must be|proxy"):
         WebSocket("ws://127.0.0.1:1/", **options)  # type: ignore[arg-type]
 
 
