@@ -161,7 +161,10 @@ def _open_stream(
         raise ValueError("sock:// and socks:// need mesiboscript.Socket, not in this version")
     if args.header or args.origin or args.subprotocol:
         raise ValueError("--header, --origin and --subprotocol are for ws:// and wss:// only")
-    sock = socket_class(args.url, **_client_tls(args))
+    # Mesibo's Socket: a private CA through cafile=, no checks through verify_host (it warns).
+    sock = socket_class(args.url, cafile=args.cafile) if args.cafile else socket_class(args.url)
+    if args.insecure:
+        sock.verify_host = False
 
     def on_data(_s: Any, data: Any) -> None:
         console.line("< " + (_show_stream(data) if isinstance(data, bytes) else _show(data)))

@@ -159,6 +159,11 @@ class Loop:
         except Exception:
             name = getattr(handler, "__qualname__", repr(handler))
             logger.exception("handler %s of %r raised", name, owner)
+        except SystemExit:
+            # sys.exit() in a handler would end the I/O thread, and with it every connection;
+            # exiting is the main thread's decision (close the sockets to let it finish).
+            name = getattr(handler, "__qualname__", repr(handler))
+            logger.exception("handler %s of %r called sys.exit() on the I/O thread", name, owner)
         finally:
             self.current = previous
 

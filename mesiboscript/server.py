@@ -386,27 +386,33 @@ class ServerWebSocket:
                     data = await conn.recv()
                 except ConnectionClosed:
                     break
-                if self._onmessage is None and not await self._wait_for_handler():
-                    self._undelivered.append(data)
-                    break
+                # Without a handler, hold this message (websockets' queue then pushes back on
+                # the client) until one is set; once closed, keep the rest for a late handler.
+                if not self._undelivered and self._onmessage is None:
+                    await self._wait_for_handler()
                 handler = self._onmessage
-                if handler is not None:
+                if self._undelivered or handler is None:
+                    self._undelivered.append(data)
+                else:
                     _dispatch(self, handler, MessageData(data, target=self))
             await conn.wait_closed()
         finally:
             self._finish()
 
-    async def _wait_for_handler(self) -> bool:
-        """Hold a message until ``onmessage`` is set; False if the connection closed first."""
+    async def _wait_for_handler(self) -> None:
+        """Wait until ``onmessage`` is set or the connection has closed."""
         loop = asyncio.get_running_loop()
-        handler_set = loop.create_task(self._handler_set.wait())
-        closed = loop.create_task(self._conn.wait_closed())
-        try:
-            await asyncio.wait({handler_set, closed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            handler_set.cancel()
-            closed.cancel()
-        return self._onmessage is not None
+        while self._onmessage is None:
+            self._handler_set.clear()
+            handler_set = loop.create_task(self._handler_set.wait())
+            closed = loop.create_task(self._conn.wait_closed())
+            try:
+                await asyncio.wait({handler_set, closed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                handler_set.cancel()
+                closed.cancel()
+            if closed.done() and not closed.cancelled():
+                return
 
     def _finish(self) -> None:
         protocol = self._conn.protocol

@@ -147,6 +147,15 @@ def test_connect_sock(echo_server_sock: EchoServer) -> None:
     assert "< over tcp" in result.stdout
 
 
+@pytest.mark.skipif(not hasattr(mesiboscript, "Socket"), reason="mesiboscript.Socket not built yet")
+def test_connect_socks_with_cafile(echo_server_socks: EchoServer) -> None:
+    assert echo_server_socks.ca is not None
+    cafile = echo_server_socks.ca.cafile
+    result = cli("connect", echo_server_socks.url, "--cafile", cafile, "-x", "tls", "-n", "1")
+    assert result.returncode == 0, result.stderr
+    assert "< tls" in result.stdout
+
+
 # -- connect, in a real terminal ---------------------------------------------------------------
 
 

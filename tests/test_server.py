@@ -214,6 +214,41 @@ def test_late_message_handler_gets_every_message(server: WebSocketServer) -> Non
     recorder.wait_closed()
 
 
+def test_messages_wait_for_a_handler_set_after_the_client_closed(server: WebSocketServer) -> None:
+    connections: queue.Queue[ServerWebSocket] = queue.Queue()
+    server.onNewConnection = connections.put
+    ws, recorder = open_client(server.url)
+    for i in range(5):
+        ws.send(f"m{i}")
+    ws.close(4002, "bye")
+    recorder.wait_closed()
+    conn = connections.get(timeout=TIMEOUT)
+    events: queue.Queue[Any] = queue.Queue()
+    conn.onclose = lambda event: events.put(("close", event.code))
+    conn.onmessage = lambda event: events.put(event.data)
+    got = [events.get(timeout=TIMEOUT) for _ in range(6)]
+    assert got == ["m0", "m1", "m2", "m3", "m4", ("close", 4002)]
+
+
+def test_handler_removed_then_set_again(server: WebSocketServer) -> None:
+    connections: queue.Queue[ServerWebSocket] = queue.Queue()
+    server.onNewConnection = connections.put
+    ws, recorder = open_client(server.url)
+    conn = connections.get(timeout=TIMEOUT)
+    first: queue.Queue[Any] = queue.Queue()
+    conn.onmessage = lambda event: first.put(event.data)
+    ws.send("one")
+    assert first.get(timeout=TIMEOUT) == "one"
+    conn.onmessage = None
+    ws.send("two")
+    ws.send("three")
+    second: queue.Queue[Any] = queue.Queue()
+    conn.onmessage = lambda event: second.put(event.data)
+    assert [second.get(timeout=TIMEOUT) for _ in range(2)] == ["two", "three"]
+    ws.close()
+    recorder.wait_closed()
+
+
 def test_late_close_handler_is_called_once(server: WebSocketServer) -> None:
     connections: queue.Queue[ServerWebSocket] = queue.Queue()
     server.onNewConnection = connections.put

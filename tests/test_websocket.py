@@ -86,7 +86,7 @@ def test_handler_order_and_ready_states(echo_url: str) -> None:
     ws.send("one")
     wait_for(lambda: rec.messages)
     ws.close(1000, "done")
-    assert ws.readyState == ReadyState.CLOSING
+    assert ws.readyState in (ReadyState.CLOSING, ReadyState.CLOSED)
     close = rec.wait_closed()
     assert rec.events == [("open", 1), ("message", 1), ("close", 3, 1000, True)]
     assert (close.code, close.reason, close.wasClean) == (1000, "done", True)
@@ -396,23 +396,45 @@ def test_offered_protocol_not_chosen_fails() -> None:
     assert rec.kinds() == ["error", "close"]
 
 
-def test_close_while_connecting(echo_url: str) -> None:
-    ws = WebSocket(echo_url)
-    rec = Recorder(ws)
-    ws.close()
-    assert ws.readyState == ReadyState.CLOSING
-    close = rec.wait_closed()
+def _gated_server(go: threading.Event) -> RawServer:
+    """A server that answers the upgrade only once ``go`` is set: the client stays CONNECTING."""
+
+    def script(conn: RawConnection) -> None:
+        go.wait(TIMEOUT)
+        try:
+            conn.handshake()
+        except OSError:
+            return  # the client gave up first
+        conn.wait_eof()
+
+    return RawServer(script)
+
+
+def test_close_while_connecting() -> None:
+    go = threading.Event()
+    with _gated_server(go) as server:
+        ws = WebSocket(server.url)
+        rec = Recorder(ws)
+        assert ws.readyState == ReadyState.CONNECTING
+        ws.close(4000, "never sent")
+        assert ws.readyState in (ReadyState.CLOSING, ReadyState.CLOSED)
+        close = rec.wait_closed()
+        go.set()
     assert rec.events == [("error", 3), ("close", 3, 1006, False)]
-    assert not close.wasClean
+    assert (close.reason, close.wasClean) == ("", False)
 
 
-def test_send_while_connecting_raises(echo_url: str) -> None:
-    ws = WebSocket(echo_url)
-    with pytest.raises(mesiboscript.InvalidStateError):
-        ws.send("too early")
-    assert issubclass(mesiboscript.InvalidStateError, RuntimeError)
-    ws.close()
-    Recorder(ws).wait_closed()
+def test_send_while_connecting_raises() -> None:
+    go = threading.Event()
+    with _gated_server(go) as server:
+        ws = WebSocket(server.url)
+        with pytest.raises(mesiboscript.InvalidStateError):
+            ws.send("too early")
+        assert issubclass(mesiboscript.InvalidStateError, RuntimeError)
+        rec = Recorder(ws)
+        ws.close()
+        rec.wait_closed()
+        go.set()
 
 
 def test_send_after_close_is_silent_and_counts_buffered(echo_url: str) -> None:
