@@ -6,6 +6,8 @@ Dirigible, ArozOS, Botmaster); see the README for the table.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 from typing import Optional as _Optional
 
 from ._constants import CloseCode, ReadyState, SocketError
@@ -24,6 +26,9 @@ from ._state import InvalidArgumentError
 from ._version import __version__
 from ._websocket import WebSocket
 
+if _TYPE_CHECKING:
+    from .server import WebSocketServer
+
 __all__ = [
     "CloseCode",
     "CloseData",
@@ -40,6 +45,7 @@ __all__ = [
     "SocketError",
     "SocketIO",
     "WebSocket",
+    "WebSocketServer",
     "__version__",
     "getOpenSessions",
     "getSession",
@@ -59,3 +65,12 @@ def run(timeout: _Optional[float] = None) -> bool:
     except KeyboardInterrupt:
         loop.shutdown_all(1001, "")
         raise
+
+
+def __getattr__(name: str) -> _Any:
+    # WebSocketServer needs the optional `websockets` package: import it on first use only.
+    if name == "WebSocketServer":
+        from .server import WebSocketServer
+
+        return WebSocketServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

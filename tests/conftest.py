@@ -20,22 +20,17 @@ def servers() -> Iterator[AsyncServers]:
     s.close()
 
 
-async def _echo(ws: Any) -> None:
-    async for message in ws:
-        await ws.send(message)
+@pytest.fixture(scope="session")
+def echo_url() -> Iterator[str]:
+    from mesiboscript.testing import EchoServer
+
+    with EchoServer("ws", max_size=None) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
-def echo_url(servers: AsyncServers) -> Iterator[str]:
-    server = servers.serve(_echo, max_size=None)
-    yield f"ws://127.0.0.1:{server.port}/"
-    servers.stop(server)
-
-
-@pytest.fixture(scope="session")
-def ca() -> Any:
-    trustme = pytest.importorskip("trustme")
-    return trustme.CA()
+def ca(echo_ca: Any) -> Any:
+    return echo_ca.trustme  # the plugin's session CA
 
 
 @pytest.fixture(scope="session")
@@ -53,10 +48,11 @@ def client_ssl(ca: Any) -> ssl.SSLContext:
 
 
 @pytest.fixture(scope="session")
-def wss_echo_url(servers: AsyncServers, server_ssl: ssl.SSLContext) -> Iterator[str]:
-    server = servers.serve(_echo, ssl=server_ssl)
-    yield f"wss://localhost:{server.port}/"
-    servers.stop(server)
+def wss_echo_url(echo_ca: Any) -> Iterator[str]:
+    from mesiboscript.testing import EchoServer
+
+    with EchoServer("wss", ca=echo_ca, max_size=None) as server:
+        yield f"wss://localhost:{server.port}/"
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ set -euo pipefail
 : "${PY:?PY must point at the CI venv python}"
 
 # Keep in sync with README.md: this step fails if the README no longer shows this exact command.
-DEMO_COMMAND='python3 -m venv .venv && .venv/bin/pip install ".[server]" && .venv/bin/python -m mesiboscript demo'
+DEMO_COMMAND='python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[server]" && python -m mesiboscript demo'
 EXPECTED="< Hello from mesiboscript!"
 
 check_output() {  # check_output LABEL OUTPUT
