@@ -41,6 +41,7 @@ CLIENTS = (
     "aiohttp",
     "mesiboscript",
     "mesiboscript+wsaccel",
+    "raw",
 )
 SHORT = {
     "websocket-client": "websocket-client",
@@ -50,6 +51,7 @@ SHORT = {
     "aiohttp": "aiohttp",
     "mesiboscript": "mesiboscript",
     "mesiboscript+wsaccel": "mesiboscript +wsaccel",
+    "raw": "raw socket (floor)",
 }
 # Which clients run which workload: WebSocketApp only where its callbacks are the natural way
 # (the others are its create_connection loop again), websocket-client+wsaccel only where wsaccel
@@ -62,6 +64,7 @@ WORKLOADS: dict[str, tuple[str, ...]] = {
         "aiohttp",
         "mesiboscript",
         "mesiboscript+wsaccel",
+        "raw",
     ),
     "pipelined": (
         "websocket-client",
@@ -70,6 +73,7 @@ WORKLOADS: dict[str, tuple[str, ...]] = {
         "aiohttp",
         "mesiboscript",
         "mesiboscript+wsaccel",
+        "raw",
     ),
     "binary": (
         "websocket-client",
@@ -78,6 +82,7 @@ WORKLOADS: dict[str, tuple[str, ...]] = {
         "aiohttp",
         "mesiboscript",
         "mesiboscript+wsaccel",
+        "raw",
     ),
     "text": (
         "websocket-client",
@@ -86,6 +91,7 @@ WORKLOADS: dict[str, tuple[str, ...]] = {
         "aiohttp",
         "mesiboscript",
         "mesiboscript+wsaccel",
+        "raw",
     ),
     "idle": ("websocket-client", "websocket-client-app", "websockets", "aiohttp", "mesiboscript"),
 }
@@ -130,6 +136,7 @@ IMPORTS = {
     "websocket-client-app": "import websocket; websocket.WebSocketApp",
     "websockets": "import websockets.sync.client",
     "aiohttp": "import aiohttp",
+    "raw": "import websocket",
 }
 WORKER_TIMEOUT = 600.0
 

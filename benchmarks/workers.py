@@ -16,6 +16,7 @@ Clients:
     websocket-client-app   ``WebSocketApp`` callbacks (one thread per connection)
     websockets             ``websockets.sync.client.connect``
     aiohttp                ``ClientSession.ws_connect`` on asyncio
+    raw                    no client: the floor set by the server and the machine (see raw_socket)
 
 A client whose name has no ``+wsaccel`` runs with ``wsaccel`` made unimportable, so that the
 default (pure-Python masking and UTF-8 checks) is what is measured even where wsaccel is installed.
@@ -615,6 +616,90 @@ def _mesiboscript_idle(url: str, p: dict[str, Any]) -> Result:
     return _idle_result(n, batch, t_batch, time.perf_counter() - t0, rss0)
 
 
+# --------------------------------------------------------------------------- raw socket floor
+
+
+def raw_socket(url: str, workload: str, p: dict[str, Any]) -> Result:
+    """The floor: what the server, the kernel and the machine cost with (almost) no client.
+
+    One blocking socket, a fixed handshake, every frame masked once in advance and reused (a real
+    client must mask each frame with a fresh key), echoes read into a preallocated buffer and not
+    parsed. No WebSocket client can beat this; a ratio target above it cannot be met here.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    from websocket import ABNF
+
+    if workload == "idle":
+        raise ValueError("the raw floor has no idle workload")
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(
+        b"GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        % (parts.hostname.encode(), parts.port)  # type: ignore[union-attr]
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("server closed during the handshake")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise ConnectionError(head.split(b"\r\n", 1)[0].decode())
+    payload = _payload(workload)
+    data = payload.encode() if isinstance(payload, str) else payload
+    opcode = ABNF.OPCODE_TEXT if isinstance(payload, str) else ABNF.OPCODE_BINARY
+    frame = ABNF(1, 0, 0, 0, opcode, 1, data).format()
+    size = len(data)
+    reply = size + (2 if size < 126 else 4 if size < 65536 else 10)
+    buffer = bytearray(max(reply * 64, 1 << 16))
+    view = memoryview(buffer)
+
+    def receive(total: int) -> None:
+        while total:
+            got = sock.recv_into(view[: min(total, len(buffer))])
+            if not got:
+                raise ConnectionError("server closed the connection")
+            total -= got
+
+    clock = Clock()
+    for _ in range(WARMUP_PINGPONG if workload in ("pingpong", "pipelined") else WARMUP_LARGE):
+        sock.sendall(frame)
+        receive(reply)
+    if workload == "pipelined":
+        n = p["n"]
+        batch = frame * 1000
+        clock.start()
+        for _ in range(n // 1000):
+            sock.sendall(batch)
+        sock.sendall(frame * (n % 1000))
+        receive(reply * n)
+        clock.stop()
+        result = clock.result(n, "msgs/s")
+    elif workload == "pingpong":
+        n = p["n"]
+        clock.start()
+        for _ in range(n):
+            sock.sendall(frame)
+            receive(reply)
+        clock.stop()
+        result = clock.result(n, "msgs/s")
+    else:
+        n = 0
+        clock.start()
+        while time.perf_counter() - clock.t0 < p["duration"]:
+            sock.sendall(frame)
+            receive(reply)
+            n += 1
+        clock.stop()
+        result = clock.result(n, "MB/s", size / 1e6)
+    sock.close()
+    return result
+
+
 # --------------------------------------------------------------------------- entry point
 
 CLIENTS: dict[str, Callable[[str, str, dict[str, Any]], Result]] = {
@@ -625,6 +710,7 @@ CLIENTS: dict[str, Callable[[str, str, dict[str, Any]], Result]] = {
     "websocket-client-app": websocket_app,
     "websockets": lambda u, w, p: _blocking(Websockets(), u, w, p),
     "aiohttp": aiohttp_client,
+    "raw": raw_socket,
 }
 WORKLOADS = ("pingpong", "pipelined", "binary", "text", "idle")
 

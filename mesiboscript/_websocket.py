@@ -112,6 +112,11 @@ class WebSocket(Protocol):
         close_timeout: seconds to wait for the peer during the closing handshake.
         max_size: largest message accepted; a bigger one closes the connection with 1009.
         proxy: ``http://[user:pass@]host:port`` of an HTTP CONNECT proxy.
+        onopen, onmessage, onerror, onclose: handlers installed before the connection starts.
+            Handlers assigned after the constructor never miss an event either, but in a
+            thread-based program the connection may already be open (or failed) by then, so
+            what those handlers do (e.g. an echo) happens after the fact; these keywords make
+            the order exactly the browser's.
 
     Raises:
         ValueError: bad URL, protocols, header or option (nothing is sent).
@@ -149,6 +154,10 @@ class WebSocket(Protocol):
         close_timeout: float = 5.0,
         max_size: int = DEFAULT_MAX_SIZE,
         proxy: Optional[str] = None,
+        onopen: Handler = None,
+        onmessage: Handler = None,
+        onerror: Handler = None,
+        onclose: Handler = None,
     ) -> None:
         if isinstance(url, WebSocket):
             other: WebSocket = url
@@ -226,6 +235,15 @@ class WebSocket(Protocol):
         self._timer: Optional[TimerHandle] = None
         self._ping_timer: Optional[TimerHandle] = None
         self._last_rx = 0.0
+
+        for type, handler in (
+            ("open", onopen),
+            ("message", onmessage),
+            ("error", onerror),
+            ("close", onclose),
+        ):
+            if handler is not None:
+                self._set_attr_handler(type, handler)
 
         self._loop: Loop = get_loop()
         self._loop.acquire(self)

@@ -800,3 +800,27 @@ def test_reader_with_asyncio_server_closing_1001_on_shutdown(servers: AsyncServe
     finally:
         servers.stop(server)
     assert codes == [1001]
+
+
+def test_handlers_passed_to_the_constructor_are_in_place_before_the_first_byte() -> None:
+    """A message followed at once by a protocol violation: the echo still goes out first."""
+
+    def script(conn: RawConnection) -> Any:
+        conn.handshake()
+        conn.sock.sendall(frame(0x1, b"first") + frame(0x3, b"bad"))
+        frames = []
+        while True:
+            opcode, payload = conn.read_frame()
+            frames.append((opcode, payload))
+            if opcode == 0x8:
+                return frames
+
+    closed = threading.Event()
+    with RawServer(script) as server:
+        WebSocket(
+            server.url,
+            onmessage=lambda event: event.target.send(event.data),
+            onclose=lambda event: closed.set(),
+        )
+        assert closed.wait(TIMEOUT)
+        assert server.result() == [(0x1, b"first"), (0x8, struct.pack("!H", 1002))]

@@ -24,8 +24,8 @@ from mesiboscript import CloseData, MessageData, WebSocket
 MAX_SIZE = 64 * 1024 * 1024
 
 
-def _open(url: str, cafile: str | None) -> WebSocket:
-    options: dict[str, Any] = {"max_size": MAX_SIZE}
+def _open(url: str, cafile: str | None, **handlers: Any) -> WebSocket:
+    options: dict[str, Any] = {"max_size": MAX_SIZE, **handlers}
     if cafile is not None:
         options["cafile"] = cafile
     return WebSocket(url, **options)
@@ -52,7 +52,6 @@ def _run_case(url: str, cafile: str | None, timeout: float) -> dict[str, Any]:
     record: dict[str, Any] = {"events": [], "messages": 0}
     closed = threading.Event()
     started = time.monotonic()
-    ws = _open(url, cafile)
 
     def onopen() -> None:
         record["events"].append("open")
@@ -60,7 +59,7 @@ def _run_case(url: str, cafile: str | None, timeout: float) -> dict[str, Any]:
     def onmessage(event: MessageData) -> None:
         # str -> text frame, bytes -> binary frame: the same type goes back.
         record["messages"] += 1
-        ws.send(event.data)
+        event.target.send(event.data)
 
     def onerror(error: object) -> None:
         record["events"].append(f"error:{error!r}")
@@ -72,10 +71,8 @@ def _run_case(url: str, cafile: str | None, timeout: float) -> dict[str, Any]:
         record["wasClean"] = event.wasClean
         closed.set()
 
-    ws.onopen = onopen
-    ws.onmessage = onmessage
-    ws.onerror = onerror
-    ws.onclose = onclose
+    # Handlers go in with the constructor, so they are in place before the first byte arrives.
+    ws = _open(url, cafile, onopen=onopen, onmessage=onmessage, onerror=onerror, onclose=onclose)
     if not closed.wait(timeout):
         record["events"].append("TIMEOUT")
         ws.close()
