@@ -25,7 +25,7 @@ __all__ = ["Protocol", "Transport", "parse_proxy"]
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
-_RECV_SIZE = 256 * 1024
+_RECV_SIZE = 64 * 1024  # under glibc's 128 KiB mmap threshold: no mmap/munmap per read
 _SMALL = 16 * 1024  # writes under this are joined into one buffer (one system call for many frames)
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
@@ -133,8 +133,12 @@ class Transport:
         family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
         self._resolved([(family, socket.SOCK_STREAM, 0, "", (target_host, target_port))], None)
 
-    def write(self, data: Buffer, token: Any = None) -> None:
-        """Queue bytes; ``protocol.write_done(token)`` follows once they reach the kernel."""
+    def write(self, data: Buffer, token: Any = None, flush: bool = True) -> None:
+        """Queue bytes; ``protocol.write_done(token)`` follows once they reach the kernel.
+
+        ``flush=False`` only queues: a caller writing a batch flushes with its last write, so
+        the whole batch goes out in one system call.
+        """
         if self._stage == "closed":
             return
         size = len(data)
@@ -150,7 +154,7 @@ class Transport:
         self._queued += size
         if token is not None:
             self._marks.append((self._queued, token))
-        if self._stage == "open" and not self._events & WRITE:
+        if flush and self._stage == "open" and not self._events & WRITE:
             self._flush()
 
     def flush_now(self) -> bool:
