@@ -23,6 +23,7 @@ from ._loop import get_loop as _get_loop
 from ._sessions import getOpenSessions, getSession
 from ._socketio import SocketIO
 from ._state import InvalidArgumentError
+from ._tcp import SendBufferFull, Socket
 from ._version import __version__
 from ._websocket import WebSocket
 
@@ -42,6 +43,8 @@ __all__ = [
     "MessageData",
     "ProtocolError",
     "ReadyState",
+    "SendBufferFull",
+    "Socket",
     "SocketError",
     "SocketIO",
     "WebSocket",
