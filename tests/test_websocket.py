@@ -31,20 +31,25 @@ from .helpers import (
 
 
 def echo_roundtrip(url: str, payloads: list[Any], **options: Any) -> list[Any]:
-    ws = WebSocket(url, **options)
-    rec = Recorder(ws)
-    done = threading.Event()
+    """Send every payload once open, close after as many echoes; handlers set in the constructor
+    so they are in place before the first event."""
+    got: list[Any] = []
+    closed = threading.Event()
+
+    def on_open() -> None:
+        ws = mesiboscript.getSession()
+        assert ws is not None
+        for payload in payloads:
+            ws.send(payload)
 
     def on_message(event: mesiboscript.MessageData) -> None:
-        rec.messages.append(event.data)
-        if len(rec.messages) == len(payloads):
-            ws.close()
+        got.append(event.data)
+        if len(got) == len(payloads):
+            event.target.close()
 
-    ws.onopen = lambda: [ws.send(p) for p in payloads]
-    ws.onmessage = on_message
-    rec.wait_closed()
-    del done
-    return rec.messages
+    WebSocket(url, onopen=on_open, onmessage=on_message, onclose=lambda e: closed.set(), **options)
+    assert closed.wait(TIMEOUT), f"no close; got {len(got)} of {len(payloads)} messages"
+    return got
 
 
 # -- sending and receiving ---------------------------------------------------------------------
