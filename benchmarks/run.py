@@ -577,6 +577,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--idle-n", type=int, help="idle connections (default 10000)")
     parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit with 1 if any mesiboscript run failed (a smoke test for CI)",
+    )
+    parser.add_argument(
         "--variant",
         action="append",
         metavar="NAME=DIR",
@@ -733,6 +738,16 @@ def main(argv: list[str] | None = None) -> int:
                 indent=1,
             )
         print(f"\nJSON: {args.json}")
+    failed = [
+        f"{workload}/{client}: {run.get('error')}"
+        for workload, per_client in samples.items()
+        for client, runs in per_client.items()
+        for run in runs
+        if client.startswith("mesiboscript") and not run.get("ok")
+    ]
+    if args.check and failed:
+        print("FAILED mesiboscript runs:\n  " + "\n  ".join(failed))
+        return 1
     return 0
 
 

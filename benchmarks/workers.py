@@ -634,12 +634,13 @@ def raw_socket(url: str, workload: str, p: dict[str, Any]) -> Result:
     if workload == "idle":
         raise ValueError("the raw floor has no idle workload")
     parts = urlsplit(url)
-    sock = socket.create_connection((parts.hostname, parts.port))
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    sock = socket.create_connection((host, port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.sendall(
         b"GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        % (parts.hostname.encode(), parts.port)  # type: ignore[union-attr]
+        % (host.encode(), port)
     )
     head = b""
     while b"\r\n\r\n" not in head:

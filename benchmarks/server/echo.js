@@ -94,6 +94,9 @@ server.listen({ host, port, backlog: 65535 }, () => {
   process.stdout.write(JSON.stringify(info) + '\n');
 });
 
+// The harness is gone (its end of the pipe closed): nothing is left to report to.
+process.stdout.on('error', () => process.exit(0));
+
 const rl = readline.createInterface({ input: process.stdin });
 rl.on('line', (line) => {
   if (line.trim() === 'stats') process.stdout.write(stats('stats') + '\n');
