@@ -55,10 +55,6 @@ _STATE_AT_EVENT = {
     "close": ReadyState.CLOSED,
 }
 _ATTR: Any = object()  # the place of the on<type> handler among a type's listeners
-# Chromium fires no error event when the TCP connection drops (FIN or RST) while OPEN: that is
-# not "failing the connection" in RFC 6455 terms (tests/parity/fixtures record what it did).
-_ERROR_ON_DROP = False
-
 Handler = Optional[Callable[..., Any]]
 SendData = Union[str, bytes, bytearray, memoryview, dict, list]  # type: ignore[type-arg]
 
@@ -824,9 +820,10 @@ class WebSocket(Protocol):
                     "the connection was closed without a close frame",
                     SocketError.RemoteHostClosedError,
                 )
+                # Recorded for debugging, but no error event: Chromium fires none when the TCP
+                # connection drops (FIN or RST) while OPEN, which is not "failing the
+                # connection" in RFC 6455 terms (tests/parity/fixtures record what it did).
                 self._last_error = cause
-                if _ERROR_ON_DROP:
-                    self._failure = cause
         self._finalize()
 
     # -- timers ----------------------------------------------------------------------------

@@ -145,10 +145,6 @@ def test_new_websocket_from_another(echo_url: str) -> None:
 # -- the standard's close rules ----------------------------------------------------------------
 
 
-def _server_script(servers: AsyncServers, script: Any) -> Any:
-    return servers.serve(script)
-
-
 def test_server_close_with_code_and_reason(servers: AsyncServers) -> None:
     async def handler(conn: Any) -> None:
         await conn.close(4001, "bye now")
