@@ -10,7 +10,8 @@ and prints exactly one JSON line: ``{"ok": true, "value": ..., "unit": ..., ...}
 
 Clients:
     mesiboscript           the library under test, with only its required dependencies
-    mesiboscript+wsaccel   the same with the optional ``wsaccel`` (the ``speed`` extra)
+    mesiboscript+speed     the same with the ``speed`` extra: websockets' C masking
+    mesiboscript+wsaccel   the same with ``wsaccel`` instead (the fallback when websockets is absent)
     websocket-client       ``create_connection`` and a blocking loop (the reference: ratio 1.00)
     websocket-client+wsaccel   the same with ``wsaccel``, which websocket-client uses by itself
     websocket-client-app   ``WebSocketApp`` callbacks (one thread per connection)
@@ -18,8 +19,9 @@ Clients:
     aiohttp                ``ClientSession.ws_connect`` on asyncio
     raw                    no client: the floor set by the server and the machine (see raw_socket)
 
-A client whose name has no ``+wsaccel`` runs with ``wsaccel`` made unimportable, so that the
-default (pure-Python masking and UTF-8 checks) is what is measured even where wsaccel is installed.
+A client whose name has no ``+wsaccel`` runs with ``wsaccel`` made unimportable, and a mesiboscript
+client without ``+speed`` with ``websockets.speedups`` made unimportable, so that the default
+(pure-Python masking and UTF-8 checks) is what is measured even where they are installed.
 
 Workloads (parameters in the JSON argument):
     pingpong   ``n`` round trips of a 32-byte text message, one at a time        → msgs/s
@@ -37,11 +39,15 @@ import os
 import sys
 
 CLIENT = sys.argv[1] if len(sys.argv) > 1 else ""
+# Hide the optional accelerators before any library can import them (an import of a module set
+# to None in sys.modules raises ImportError, which every user of them catches).
 if "+wsaccel" not in CLIENT:
-    # Hide the optional accelerator before any library can import it (an import of a module
-    # set to None in sys.modules raises ImportError, which every user of wsaccel catches).
     for _name in ("wsaccel", "wsaccel.xormask", "wsaccel.utf8validator"):
         sys.modules[_name] = None  # type: ignore[assignment]
+if CLIENT.startswith("mesiboscript") and "+speed" not in CLIENT:
+    # mesiboscript masks with websockets' C speedups whenever websockets is installed (the
+    # ``speed`` extra), and websockets is installed here for its own column.
+    sys.modules["websockets.speedups"] = None  # type: ignore[assignment]
 
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
@@ -705,6 +711,7 @@ def raw_socket(url: str, workload: str, p: dict[str, Any]) -> Result:
 
 CLIENTS: dict[str, Callable[[str, str, dict[str, Any]], Result]] = {
     "mesiboscript": mesiboscript_client,
+    "mesiboscript+speed": mesiboscript_client,
     "mesiboscript+wsaccel": mesiboscript_client,
     "websocket-client": lambda u, w, p: _blocking(WebsocketClient(), u, w, p),
     "websocket-client+wsaccel": lambda u, w, p: _blocking(WebsocketClient(), u, w, p),
@@ -733,6 +740,8 @@ def main(argv: list[str]) -> int:
     raise_fd_limit()
     if "+wsaccel" in client:
         import wsaccel  # noqa: F401 - fail loudly if the variant cannot be measured
+    if "+speed" in client:
+        import websockets.speedups  # noqa: F401
     try:
         result = CLIENTS[client](url, workload, params)
         result.setdefault("ok", True)

@@ -14,6 +14,7 @@ import selectors
 import socket
 import ssl
 from collections import deque
+from itertools import islice
 from typing import Any, Optional, Union
 from urllib.parse import unquote, urlsplit
 
@@ -25,8 +26,9 @@ __all__ = ["Protocol", "Transport", "parse_proxy"]
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
-_RECV_SIZE = 64 * 1024  # under glibc's 128 KiB mmap threshold: no mmap/munmap per read
+_RECV_SIZE = 65 * 1024  # a 64 KiB frame and its header; under glibc's 128 KiB mmap threshold
 _SMALL = 16 * 1024  # writes under this are joined into one buffer (one system call for many frames)
+_IOV_MAX = 128  # buffers per sendmsg (Linux allows 1024)
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 Buffer = Union[bytes, bytearray, memoryview]
@@ -40,6 +42,9 @@ class Protocol:
 
     def data_received(self, data: bytes) -> None:
         """Bytes arrived."""
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """``nbytes`` arrived in the buffer given to :meth:`Transport.read_into`."""
 
     def eof_received(self) -> None:
         """The peer closed its side; the transport closes next and calls ``connection_lost``."""
@@ -96,6 +101,8 @@ class Transport:
         self._proxy_buf = b""
         self._proxy_out = b""
         self._out: deque[Buffer] = deque()
+        self._into: Optional[memoryview] = None
+        self._gather = False  # plain TCP: several buffers per system call (sendmsg)
         self._marks: deque[tuple[int, Any]] = deque()
         self._queued = 0  # bytes ever queued
         self._written = 0  # bytes ever handed to the kernel
@@ -133,16 +140,33 @@ class Transport:
         family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
         self._resolved([(family, socket.SOCK_STREAM, 0, "", (target_host, target_port))], None)
 
-    def write(self, data: Buffer, token: Any = None, flush: bool = True) -> None:
-        """Queue bytes; ``protocol.write_done(token)`` follows once they reach the kernel.
+    def write(
+        self, data: Union[Buffer, list[bytes]], token: Any = None, flush: bool = True
+    ) -> None:
+        """Queue bytes, or a list of pieces; ``protocol.write_done(token)`` follows once the
+        last byte reaches the kernel.
 
         ``flush=False`` only queues: a caller writing a batch flushes with its last write, so
         the whole batch goes out in one system call.
         """
         if self._stage == "closed":
             return
-        size = len(data)
         out = self._out
+        if type(data) is list:
+            size = 0
+            for piece in data:
+                size += self._append(out, piece)
+        else:
+            size = self._append(out, data)  # type: ignore[arg-type]
+        self._queued += size
+        if token is not None:
+            self._marks.append((self._queued, token))
+        if flush and self._stage == "open" and not self._events & WRITE:
+            self._flush()
+
+    @staticmethod
+    def _append(out: deque[Buffer], data: Buffer) -> int:
+        size = len(data)
         if size < _SMALL:
             last = out[-1] if out else None
             if type(last) is bytearray and len(last) < 4 * _SMALL:
@@ -151,11 +175,16 @@ class Transport:
                 out.append(bytearray(data))
         else:
             out.append(data)
-        self._queued += size
-        if token is not None:
-            self._marks.append((self._queued, token))
-        if flush and self._stage == "open" and not self._events & WRITE:
-            self._flush()
+        return size
+
+    def read_into(self, buffer: Optional[memoryview]) -> None:
+        """Fill ``buffer`` with what arrives next (``protocol.buffer_updated``), not ``recv``.
+
+        For a large frame whose size is known: the bytes land in the message itself, many
+        kilobytes per system call. ``None`` goes back to ``data_received``. The buffer must not
+        be empty; the protocol sets the next one from ``buffer_updated``.
+        """
+        self._into = buffer
 
     def flush_now(self) -> bool:
         """Write what the kernel takes right now; True when nothing is left queued."""
@@ -361,6 +390,7 @@ class Transport:
 
     def _open(self) -> None:
         self._stage = "open"
+        self._gather = hasattr(self._sock, "sendmsg") and not isinstance(self._sock, ssl.SSLSocket)
         self._set_events(READ)
         self._protocol.connection_made()
         if self._stage == "open" and self._out:
@@ -371,33 +401,37 @@ class Transport:
     def _read(self) -> None:
         sock = self._sock
         assert sock is not None
+        data = b""
         while True:
+            into = self._into
             try:
-                data = sock.recv(_RECV_SIZE)
+                if into is None:
+                    data = sock.recv(_RECV_SIZE)
+                    nbytes = len(data)
+                else:
+                    nbytes = sock.recv_into(into)
             except _WOULD_BLOCK:
                 return
             except ssl.SSLError as exc:
-                if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
-                    data = b""
-                else:
+                if not isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
                     self._finish(exc)
                     return
+                nbytes = 0
             except OSError as exc:
                 self._finish(exc)
                 return
-            if not data:
+            if not nbytes:
                 self._protocol.eof_received()
                 self._finish(None)
                 return
-            self._protocol.data_received(data)
-            # TLS may hold decrypted bytes the selector cannot see; plain TCP waits for the
-            # next readiness event instead of paying for a recv that would block.
-            if (
-                self._stage != "open"
-                or not self._reading
-                or not isinstance(sock, ssl.SSLSocket)
-                or not sock.pending()
-            ):
+            if into is None:
+                self._protocol.data_received(data)
+            else:
+                # No reference to the buffer may outlive this: the protocol's BytesIO hands its
+                # bytes over without a copy only once no view of them is left.
+                self._into = into = None
+                self._protocol.buffer_updated(nbytes)
+            if self._stage != "open" or not self._reading or not _tls_pending(sock):
                 return
 
     def _flush(self) -> None:
@@ -405,27 +439,37 @@ class Transport:
         assert sock is not None
         out = self._out
         while out:
-            chunk = out[0]
             try:
-                sent = sock.send(chunk)
+                if self._gather and len(out) > 1:
+                    pieces = list(islice(out, _IOV_MAX))
+                    want = sum(map(len, pieces))
+                    sent = sock.sendmsg(pieces)
+                else:
+                    want = len(out[0])
+                    sent = sock.send(out[0])
             except _WOULD_BLOCK:
-                sent = 0
+                want, sent = 1, 0
             except OSError as exc:
                 self._finish(exc)
                 return
             self._written += sent
-            if sent == len(chunk):
-                out.popleft()
-            elif sent:
-                # Keep the rest without copying large payloads; small buffers are copied so the
-                # bytearray stays resizable for later writes.
-                rest = memoryview(chunk)[sent:]
-                out[0] = bytearray(rest) if type(chunk) is bytearray else rest
+            left = sent
+            while left:
+                chunk = out[0]
+                if left >= len(chunk):
+                    out.popleft()
+                    left -= len(chunk)
+                else:
+                    # Keep the rest without copying large payloads; small buffers are copied so
+                    # the bytearray stays resizable for later writes.
+                    rest = memoryview(chunk)[left:]
+                    out[0] = bytearray(rest) if type(chunk) is bytearray else rest
+                    break
             if self._marks:
                 self._fire_marks()
                 if self._stage != "open":
                     return
-            if sent < len(chunk):
+            if sent < want:
                 break
         if out:
             self._update_events(want_write=True)
@@ -497,6 +541,12 @@ class Transport:
             self._protocol.connection_lost(exc)
         except Exception:
             logger.exception("internal error while closing a connection")
+
+
+def _tls_pending(sock: socket.socket) -> bool:
+    # TLS may hold decrypted bytes the selector cannot see; plain TCP waits for the next
+    # readiness event instead of paying for a recv that would block.
+    return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
 
 
 def _set_keepalive(sock: socket.socket) -> None:

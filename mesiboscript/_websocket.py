@@ -33,7 +33,18 @@ from ._exceptions import (
     socket_error_for,
 )
 from ._loop import Loop, TimerHandle, get_loop, logger
-from ._protocol import BINARY, CLOSE, ERROR, PING, PONG, TEXT, Parser, build_close, build_frame
+from ._protocol import (
+    BINARY,
+    CLOSE,
+    ERROR,
+    PING,
+    PONG,
+    TEXT,
+    Frame,
+    Parser,
+    build_close,
+    build_frame,
+)
 from ._state import ParsedURL, check_close, check_header, parse_protocols, parse_url
 from ._tls import make_context
 from ._transport import Protocol, Transport, parse_proxy
@@ -200,7 +211,7 @@ class WebSocket(Protocol):
         self._cond = threading.Condition(self._lock)
         self._state = ReadyState.CONNECTING
         self._buffered = 0
-        self._outbox: list[tuple[bytes, int, Optional[Future[None]]]] = []
+        self._outbox: list[tuple[Frame, int, Optional[Future[None]]]] = []
         self._flush_scheduled = False
         self._inbox: deque[Union[str, bytes]] = deque()
         self._inbox_bytes = 0
@@ -434,7 +445,7 @@ class WebSocket(Protocol):
         opcode, payload = _encode(data)
         self._queue(build_frame(opcode, payload), len(payload), None)
 
-    def _queue(self, frame: bytes, size: int, future: Optional[Future[None]]) -> bool:
+    def _queue(self, frame: Frame, size: int, future: Optional[Future[None]]) -> bool:
         with self._lock:
             self._buffered += size
             if self._state != ReadyState.OPEN:
@@ -708,7 +719,17 @@ class WebSocket(Protocol):
             if not data or self._finalized:
                 return
         self._last_rx = time.monotonic()
-        for kind, payload in self._parser.feed(data):
+        self._handle(self._parser.feed(data))
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._last_rx = time.monotonic()
+        self._handle(self._parser.filled(nbytes))
+
+    def _handle(self, events: list[tuple[int, object]]) -> None:
+        want = self._parser.want
+        if want is not None and self._transport is not None:
+            self._transport.read_into(want)
+        for kind, payload in events:
             if kind in (TEXT, BINARY):
                 self._on_message(payload)  # type: ignore[arg-type]
             elif kind == PING:
