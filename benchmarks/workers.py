@@ -11,7 +11,7 @@ and prints exactly one JSON line: ``{"ok": true, "value": ..., "unit": ..., ...}
 Clients:
     mesiboscript           the library under test, with only its required dependencies
     mesiboscript+speed     the same with the ``speed`` extra: websockets' C masking
-    mesiboscript+wsaccel   the same with ``wsaccel`` instead (the fallback when websockets is absent)
+    mesiboscript+wsaccel   the same with ``wsaccel`` (the fallback without websockets)
     websocket-client       ``create_connection`` and a blocking loop (the reference: ratio 1.00)
     websocket-client+wsaccel   the same with ``wsaccel``, which websocket-client uses by itself
     websocket-client-app   ``WebSocketApp`` callbacks (one thread per connection)
