@@ -326,6 +326,8 @@ class Socket:
         Raises:
             InvalidStateError: ``ondata`` is not set, or ``open()`` was already called, or the
                 socket was closed.
+            ValueError: ``verify_host = False`` with an ``ssl_context`` of your own (turn the
+                checks off in that context instead).
         """
         if self.ondata is None:
             raise InvalidStateError("set ondata before open(): it is required")

@@ -23,10 +23,20 @@ def make_context(
     Default: certifi's CA bundle with certificate and hostname verification (one shared context,
     since building one parses the whole bundle). ``cafile`` trusts a private CA instead;
     ``ssl_context`` is used as given. ``verify=False`` turns every check off and warns.
+
+    Raises:
+        ValueError: ``ssl_context`` with ``cafile``, or with ``verify=False``: a context of the
+            caller's own is never weakened, nor silently swapped for one without its client
+            certificate or settings (turn its checks off in the context itself instead).
     """
     global _default_context
     if ssl_context is not None and cafile is not None:
         raise ValueError("pass either ssl_context or cafile, not both")
+    if ssl_context is not None and not verify:
+        raise ValueError(
+            "verify_host = False does not apply to your own ssl_context: set check_hostname = "
+            "False and verify_mode = ssl.CERT_NONE on it instead, or drop ssl_context"
+        )
     if ssl_context is not None:
         context = ssl_context
     elif cafile is not None:
@@ -44,8 +54,7 @@ def make_context(
             UserWarning,
             stacklevel=3,
         )
-        if context is _default_context or ssl_context is not None:
-            # Never weaken a context someone else holds.
+        if context is _default_context:  # shared: never weakened
             context = ssl.create_default_context(cafile=certifi.where())
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

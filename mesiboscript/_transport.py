@@ -156,8 +156,15 @@ class Transport:
             size = 0
             for piece in data:
                 size += self._append(out, piece)
-        else:
-            size = self._append(out, data)  # type: ignore[arg-type]
+        else:  # _append, inline: this is every small message's path
+            size = len(data)
+            last = out[-1] if out else None
+            if size >= _SMALL:
+                out.append(data)  # type: ignore[arg-type]
+            elif type(last) is bytearray and len(last) < 4 * _SMALL:
+                last += data  # type: ignore[arg-type]
+            else:
+                out.append(bytearray(data))  # type: ignore[arg-type]
         self._queued += size
         if token is not None:
             self._marks.append((self._queued, token))
@@ -166,15 +173,16 @@ class Transport:
 
     @staticmethod
     def _append(out: deque[Buffer], data: Buffer) -> int:
+        # Small writes join the last buffer (one system call for many frames); large ones are
+        # queued as they are, never copied.
         size = len(data)
-        if size < _SMALL:
-            last = out[-1] if out else None
-            if type(last) is bytearray and len(last) < 4 * _SMALL:
-                last += data
-            else:
-                out.append(bytearray(data))
-        else:
+        last = out[-1] if out else None
+        if size >= _SMALL:
             out.append(data)
+        elif type(last) is bytearray and len(last) < 4 * _SMALL:
+            last += data
+        else:
+            out.append(bytearray(data))
         return size
 
     def read_into(self, buffer: Optional[memoryview]) -> None:

@@ -735,6 +735,20 @@ def test_verify_host_false_warns_and_connects(
     rec.wait_closed()
 
 
+def test_verify_host_false_with_an_own_ssl_context_is_refused_at_open() -> None:
+    """Swapping the caller's context for a default one would drop its client certificate and
+    settings without a word; weakening it would change an object the caller holds."""
+    context = ssl.create_default_context()
+    s = Socket("socks://127.0.0.1:1", ssl_context=context, ondata=Socket.queue)
+    s.verify_host = False
+    with pytest.raises(ValueError, match="ssl_context"):
+        s.open()
+    assert (context.check_hostname, context.verify_mode) == (True, ssl.CERT_REQUIRED)
+    assert s.readyState == ReadyState.CONNECTING  # nothing started: fix it and open
+    s.verify_host = True
+    s.close()
+
+
 def test_connect_timeout_on_a_silent_tls_server() -> None:
     with StdServer(silent) as server:
         s = Socket(f"socks://127.0.0.1:{server.port}", connect_timeout=0.3)
