@@ -17,7 +17,7 @@ import io
 import os
 import struct
 from collections import deque
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Union, cast
 
 from ._state import is_valid_received_close_code
 
@@ -104,7 +104,8 @@ def _find_accelerator() -> Optional[Masker]:
     try:
         from websockets.speedups import apply_mask
 
-        _accel = apply_mask
+        # Its stub says ``bytes`` in some versions; the C function takes any buffer.
+        _accel = cast(Masker, apply_mask)
     except ImportError:
         try:
             from wsaccel.xormask import XorMaskerSimple
