@@ -65,11 +65,7 @@ def build_frame(opcode: int, payload: Union[bytes, bytearray, memoryview]) -> Fr
         return header + key
     accel = _accel if _accel_checked else _find_accelerator()
     if length < _PIECE:
-        if accel is not None:
-            return b"".join((header, key, accel(payload, key)))
-        # _mask_pure, inline: this is every small message's path.
-        mask = int.from_bytes((key * (length // 4 + 1))[:length], "little")
-        masked = (int.from_bytes(payload, "little") ^ mask).to_bytes(length, "little")
+        masked = accel(payload, key) if accel is not None else _mask_pure(payload, key)
         return b"".join((header, key, masked))
     view = memoryview(payload)
     pieces = [header + key]

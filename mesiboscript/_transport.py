@@ -156,15 +156,8 @@ class Transport:
             size = 0
             for piece in data:
                 size += self._append(out, piece)
-        else:  # _append, inline: this is every small message's path
-            size = len(data)
-            last = out[-1] if out else None
-            if size >= _SMALL:
-                out.append(data)  # type: ignore[arg-type]
-            elif type(last) is bytearray and len(last) < 4 * _SMALL:
-                last += data  # type: ignore[arg-type]
-            else:
-                out.append(bytearray(data))  # type: ignore[arg-type]
+        else:
+            size = self._append(out, data)  # type: ignore[arg-type]
         self._queued += size
         if token is not None:
             self._marks.append((self._queued, token))
