@@ -711,11 +711,11 @@ class WebSocket(Protocol):
             head, data = self._handshake_buf[:end], self._handshake_buf[end + 4 :]
             self._handshake_buf = b""
             self._handshaking = False
-            problem = self._check_response(head.decode("latin-1"))
+            problem, protocol = self._check_response(head.decode("latin-1"))
             if problem is not None:
                 self._fail_handshake(problem)
                 return
-            self._opened()
+            self._opened(protocol)
             if not data or self._finalized:
                 return
         self._last_rx = time.monotonic()
@@ -743,37 +743,37 @@ class WebSocket(Protocol):
             if self._finalized:
                 return
 
-    def _check_response(self, head: str) -> Optional[str]:
+    def _check_response(self, head: str) -> tuple[Optional[str], str]:
+        """Check the server's response head: ``(problem, "")`` or ``(None, chosen_protocol)``."""
         lines = head.split("\r\n")
         status = lines[0].split(" ", 2)
         if len(status) < 2 or not status[0].startswith("HTTP/1.1"):
-            return f"malformed status line {lines[0]!r}"
+            return f"malformed status line {lines[0]!r}", ""
         if status[1] != "101":
-            return f"unexpected response code {lines[0]!r}"
+            return f"unexpected response code {lines[0]!r}", ""
         headers: dict[str, str] = {}
         for line in lines[1:]:
             name, sep, value = line.partition(":")
             if not sep:
-                return f"malformed header line {line!r}"
+                return f"malformed header line {line!r}", ""
             key = name.strip().lower()
             value = value.strip()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         if headers.get("upgrade", "").lower() != "websocket":
-            return "'Upgrade' header is missing or not 'websocket'"
+            return "'Upgrade' header is missing or not 'websocket'", ""
         if "upgrade" not in [t.strip().lower() for t in headers.get("connection", "").split(",")]:
-            return "'Connection' header is missing or has no 'Upgrade' token"
+            return "'Connection' header is missing or has no 'Upgrade' token", ""
         digest = hashlib.sha1((self._handshake_key + _GUID).encode("ascii")).digest()
         if headers.get("sec-websocket-accept") != base64.b64encode(digest).decode("ascii"):
-            return "incorrect 'Sec-WebSocket-Accept' header value"
+            return "incorrect 'Sec-WebSocket-Accept' header value", ""
         if "sec-websocket-extensions" in headers:
-            return "the server accepted an extension that was not offered"
+            return "the server accepted an extension that was not offered", ""
         chosen = headers.get("sec-websocket-protocol")
         if chosen is not None and chosen not in self._protocols:
-            return f"the server chose subprotocol {chosen!r}, which was not offered"
+            return f"the server chose subprotocol {chosen!r}, which was not offered", ""
         if chosen is None and self._protocols:
-            return "subprotocols were offered but the server chose none"
-        self._protocol = chosen or ""
-        return None
+            return "subprotocols were offered but the server chose none", ""
+        return None, chosen or ""
 
     def _fail_handshake(self, message: str) -> None:
         exc = ConnectionFailed(
@@ -782,13 +782,16 @@ class WebSocket(Protocol):
         )
         self._fail(exc, None)
 
-    def _opened(self) -> None:
+    def _opened(self, protocol: str) -> None:
         self._cancel_timers()
         with self._cond:
             if self._state != ReadyState.CONNECTING:
                 closing = True
             else:
                 closing = False
+                # Set together with the state, as the browser does in one task: another thread
+                # never sees a protocol while readyState is still CONNECTING.
+                self._protocol = protocol
                 self._state = ReadyState.OPEN
                 self._ever_opened = True
                 self._cond.notify_all()

@@ -119,7 +119,6 @@ def test_protocol_negotiation_and_headers(servers: AsyncServers) -> None:
             headers={"X-Token": "abc"},
             origin="https://example.test",
         )
-        assert ws.protocol == ""
         rec = Recorder(ws)
         assert rec.opened.wait(TIMEOUT)
         assert ws.protocol in ("chat", "superchat")
@@ -132,6 +131,27 @@ def test_protocol_negotiation_and_headers(servers: AsyncServers) -> None:
     assert seen["headers"]["X-Token"] == "abc"
     assert seen["headers"]["Origin"] == "https://example.test"
     assert rec.messages == [ws.protocol]
+
+
+def test_protocol_is_empty_until_open() -> None:
+    """``protocol`` changes with ``readyState``: never set while another thread sees CONNECTING."""
+    go = threading.Event()
+
+    def script(conn: RawConnection) -> None:
+        go.wait(TIMEOUT)
+        conn.handshake(extra="Sec-WebSocket-Protocol: chat\r\n")
+        conn.wait_eof()
+
+    with RawServer(script) as server:
+        ws = WebSocket(server.url, ["superchat", "chat"])
+        rec = Recorder(ws)
+        assert (ws.readyState, ws.protocol) == (ReadyState.CONNECTING, "")
+        go.set()
+        assert rec.opened.wait(TIMEOUT)
+        assert (ws.readyState, ws.protocol) == (ReadyState.OPEN, "chat")
+        ws.close()
+        rec.wait_closed()
+    assert ws.protocol == "chat"  # kept after close, as in the browser
 
 
 def test_new_websocket_from_another(echo_url: str) -> None:
