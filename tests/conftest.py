@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import signal
 import ssl
 import threading
 from collections.abc import Iterator
@@ -11,6 +12,12 @@ import mesiboscript
 from mesiboscript._loop import get_loop
 
 from .helpers import TIMEOUT, AsyncServers
+
+# A shell starts background jobs (`pytest &`, nohup) with SIGINT ignored, children inherit that,
+# and a Python started so never raises KeyboardInterrupt: the tests that stop a child script with
+# SIGINT would wait out their timeout. A handler (unlike an ignore) is reset to the default by exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,8 @@ import hashlib
 import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from typing import Any, Callable, Optional
@@ -279,3 +281,13 @@ def wait_for(predicate: Callable[[], Any], timeout: float = TIMEOUT) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.005)
+
+
+def interruptible(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    """Start a child Python with pipes; the test stops it with SIGINT, as Ctrl+C would.
+
+    The child handles SIGINT only if it does not inherit it ignored: conftest sees to that.
+    """
+    return subprocess.Popen(
+        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
+    )

@@ -18,7 +18,7 @@ import mesiboscript
 from mesiboscript.__main__ import DEMO_MESSAGE, main
 from mesiboscript.testing import EchoServer
 
-from .helpers import TIMEOUT, Recorder
+from .helpers import TIMEOUT, Recorder, interruptible
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -211,13 +211,7 @@ def test_connect_interactive_in_a_pty(echo_server: EchoServer) -> None:
 
 
 def start_serve(*args: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mesiboscript", "serve", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    proc = interruptible("-m", "mesiboscript", "serve", *args, cwd=ROOT)
     assert proc.stdout is not None
     urls: dict[str, str] = {}
     for line in proc.stdout:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import TIMEOUT, AsyncServers
+from .helpers import TIMEOUT, AsyncServers, interruptible
 
 SCRIPT = textwrap.dedent(
     """
@@ -71,12 +71,7 @@ def test_ctrl_c_closes_every_connection_with_1001(servers: AsyncServers, mode: s
 
     server = servers.serve(handler)
     try:
-        proc = subprocess.Popen(
-            _python(INTERRUPTIBLE, f"ws://127.0.0.1:{server.port}/", mode),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = interruptible("-c", INTERRUPTIBLE, f"ws://127.0.0.1:{server.port}/", mode)
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "open"
         os.kill(proc.pid, signal.SIGINT)

@@ -20,7 +20,7 @@ from mesiboscript import CloseData, MessageData, ReadyState, SocketError, WebSoc
 from mesiboscript.server import ServerWebSocket, WebSocketServer
 from mesiboscript.testing import CertificateAuthority
 
-from .helpers import TIMEOUT, Recorder
+from .helpers import TIMEOUT, Recorder, interruptible
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -465,13 +465,7 @@ print(server.url, flush=True)
 
 
 def _start_script(code: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    proc = interruptible("-c", textwrap.dedent(code), cwd=ROOT)
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()
     assert url.startswith("ws://"), proc.communicate(timeout=TIMEOUT)
