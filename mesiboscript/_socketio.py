@@ -309,6 +309,8 @@ class SocketIO:
             self._call(handler, args)
 
     def _on_event(self, name: str, args: list[Any], ack_id: Optional[int]) -> None:
+        if "connect" in self._pending and self._handlers("connect"):
+            self._deliver_pending()  # a connect handler set late still hears connect first
         with self._lock:
             held = self._held.get(name)
             if held or not self._handlers(name):

@@ -226,6 +226,8 @@ class WebSocket(Protocol):
         self._attr_handlers: dict[str, Callable[..., Any]] = {}
         # One-shot events that fired, with the ids of the handlers that got them.
         self._fired: dict[str, tuple[Any, tuple[Any, ...], set[int]]] = {}
+        # A handler set late awaits an event that already happened: deliver it before any new one.
+        self._late = False
         self._event_state: Optional[ReadyState] = None
 
         # I/O thread only.
@@ -340,6 +342,7 @@ class WebSocket(Protocol):
 
     def _schedule_pending(self, type: str) -> None:
         if type in self._fired or (type == "message" and self._inbox):
+            self._late = True
             self._loop.call_soon_threadsafe(self._deliver_pending)
 
     def _fire(self, type: str, event: Any, attr_args: tuple[Any, ...], done: set[int]) -> None:
@@ -375,6 +378,7 @@ class WebSocket(Protocol):
 
     def _deliver_pending(self) -> None:
         """Deliver what arrived before its handler was set, in the natural order of events."""
+        self._late = False
         fired = self._fired
         if "open" in fired:
             self._fire("open", *fired["open"])
@@ -392,6 +396,8 @@ class WebSocket(Protocol):
     def _on_message(self, data: Union[str, bytes]) -> None:
         if self._state != ReadyState.OPEN:
             return  # the standard drops messages once closing has begun
+        if self._late:  # e.g. onopen set after the open event, then onmessage: open goes first
+            self._deliver_pending()
         if self._inbox or not self._listeners["message"]:
             with self._cond:
                 self._inbox.append(data)

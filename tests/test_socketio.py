@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import select
 import selectors
 import shutil
 import signal
@@ -27,6 +28,8 @@ from typing import Any, Callable, Optional
 import pytest
 
 from mesiboscript import InvalidStateError, SocketError
+from mesiboscript._loop import get_loop
+from mesiboscript._protocol import build_frame
 from mesiboscript._socketio import SocketIO
 
 from .helpers import TIMEOUT
@@ -608,6 +611,38 @@ def test_handlers_set_late_miss_nothing(socketio4: ServerProcess) -> None:
         assert events.get(timeout=TIMEOUT) == ("connect", None, "mesiboscript-io")
         assert events.get(timeout=TIMEOUT) == ("echo", "early", "mesiboscript-io")
         assert thread != "mesiboscript-io"
+    finally:
+        sio.close()
+        assert sio.wait(TIMEOUT)
+
+
+def test_a_late_connect_handler_hears_connect_before_a_new_event(socketio4: ServerProcess) -> None:
+    """onconnect set after connect happened, then an event's handler, with that event already
+    waiting to be read: connect is delivered first."""
+    sio = SocketIO(socketio4.url)
+    try:
+        got_auth = threading.Event()
+        sio.on("auth", lambda auth: got_auth.set())  # sent right after connecting
+        assert got_auth.wait(TIMEOUT)
+        order: queue.Queue[str] = queue.Queue()
+        loop, held, release = get_loop(), threading.Event(), threading.Event()
+        loop.call_soon_threadsafe(lambda: (held.set(), release.wait(TIMEOUT)))
+        assert held.wait(TIMEOUT)  # the I/O thread is busy: nothing is read or delivered
+        try:
+            ws = sio._ws
+            sock = ws._transport.socket if ws is not None and ws._transport else None
+            assert sock is not None
+            # Emit "echo" by hand (the I/O thread that would send it is held); the server
+            # re-emits it and the reply waits, unread, in the socket.
+            frame = build_frame(0x1, b'42["echo","new"]')
+            assert isinstance(frame, bytes)
+            sock.sendall(frame)
+            assert select.select([sock], [], [], TIMEOUT)[0]
+            sio.onconnect = lambda: order.put("connect")  # late: its delivery is queued
+            sio.on("echo", lambda arg: order.put(f"echo {arg}"))
+        finally:
+            release.set()
+        assert [order.get(timeout=TIMEOUT) for _ in range(2)] == ["connect", "echo new"]
     finally:
         sio.close()
         assert sio.wait(TIMEOUT)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import select
 import socket
 import ssl
 import struct
@@ -791,6 +792,38 @@ def test_late_handlers_get_every_event(servers: AsyncServers) -> None:
         servers.stop(server)
     assert rec.kinds() == ["open", "message", "close"]
     assert rec.messages == ["greeting"]
+
+
+def test_late_open_handler_hears_open_before_a_new_message() -> None:
+    """onopen set after open happened, then onmessage, and a message is already waiting to be
+    read: the late open is delivered first, even though the message's read comes before the
+    scheduled late delivery on the I/O thread."""
+    go = threading.Event()
+
+    def script(conn: RawConnection) -> None:
+        conn.handshake()
+        go.wait(TIMEOUT)
+        conn.sock.sendall(frame(0x1, b"hi"))
+        conn.sock.sendall(close_frame(conn.read_close_code()))  # and the server closes TCP
+
+    with RawServer(script) as server:
+        ws = WebSocket(server.url)
+        wait_for(lambda: ws.readyState == ReadyState.OPEN)
+        loop, held, release = mesiboscript._loop.get_loop(), threading.Event(), threading.Event()
+        loop.call_soon_threadsafe(lambda: (held.set(), release.wait(TIMEOUT)))
+        assert held.wait(TIMEOUT)  # the I/O thread is busy: nothing is read or delivered
+        try:
+            go.set()
+            sock = ws._transport.socket if ws._transport else None
+            assert sock is not None
+            assert select.select([sock], [], [], TIMEOUT)[0]
+            rec = Recorder(ws)  # onopen (late: its delivery is queued), then onmessage
+        finally:
+            release.set()
+        wait_for(lambda: rec.messages)
+        ws.close()
+        rec.wait_closed()
+    assert rec.kinds() == ["open", "message", "close"]
 
 
 def test_get_session_inside_handlers(echo_url: str) -> None:
