@@ -419,13 +419,17 @@ async def _aiohttp_main(url: str, workload: str, p: dict[str, Any]) -> Result:
             return await _aiohttp_idle(session, url, p)
         ws = await session.ws_connect(url, max_msg_size=MAX_SIZE)
         payload = _payload(workload)
-        is_text = isinstance(payload, str)
+        if isinstance(payload, str):
+            text = payload
 
-        async def send() -> None:
-            if is_text:
-                await ws.send_str(payload)  # type: ignore[arg-type]
-            else:
-                await ws.send_bytes(payload)  # type: ignore[arg-type]
+            async def send() -> None:
+                await ws.send_str(text)
+
+        else:
+            data = payload
+
+            async def send() -> None:
+                await ws.send_bytes(data)
 
         clock = Clock()
         warmup = WARMUP_PINGPONG if workload in ("pingpong", "pipelined") else WARMUP_LARGE

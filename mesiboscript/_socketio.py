@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, TypeVar, Union, overload
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ._constants import ReadyState, SocketError
@@ -49,6 +49,7 @@ __all__ = ["SocketIO"]
 logger = logging.getLogger("mesiboscript")
 
 Handler = Callable[..., Any]
+_H = TypeVar("_H", bound=Handler)
 
 # With protocol="auto", an Engine.IO v4 handshake without maxPayload may come from a v3 server
 # that ignored EIO=4 (socket.io 1.x/2.x do): those connect the default namespace at once, a v4
@@ -236,7 +237,11 @@ class SocketIO:
 
     # -- handlers --------------------------------------------------------------------------
 
-    def on(self, event: str, handler: Optional[Handler] = None) -> Any:
+    @overload
+    def on(self, event: str) -> Callable[[_H], _H]: ...
+    @overload
+    def on(self, event: str, handler: _H) -> _H: ...
+    def on(self, event: str, handler: Optional[_H] = None) -> Union[_H, Callable[[_H], _H]]:
         """Call ``handler(*args)`` for each ``event``; without ``handler``, a decorator.
 
         Adding the same handler twice for one event does nothing. Returns the handler.
@@ -245,7 +250,7 @@ class SocketIO:
             raise TypeError(f"an event name is a str, not {type(event).__name__}")
         if handler is None:
 
-            def decorator(fn: Handler) -> Handler:
+            def decorator(fn: _H) -> _H:
                 self.on(event, fn)
                 return fn
 

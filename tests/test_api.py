@@ -68,7 +68,7 @@ def test_close_codes_have_the_hifi_names() -> None:
         "TlsHandshakeFailed": 1015,
     }
     assert {c.name: c.value for c in CloseCode} == expected
-    assert CloseCode.NORMAL_CLOSURE is CloseCode.Normal  # RFC 6455 names are aliases
+    assert CloseCode["NORMAL_CLOSURE"] is CloseCode["Normal"]  # RFC 6455 names are aliases
     assert CloseCode(1009) == 1009
 
 

@@ -746,9 +746,9 @@ def test_bad_emits_raise_at_once(clients: Callable[..., Client]) -> None:
     with pytest.raises(TypeError):
         sio.emit("x", callback="not callable")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        sio.on("x", "not callable")  # type: ignore[arg-type]
+        sio.on("x", "not callable")  # type: ignore[call-overload]
     with pytest.raises(TypeError):
-        sio.onmessage = 42
+        sio.onmessage = 42  # type: ignore[assignment]
     client.get("connect_error")
 
 

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # tests/: rawserver
+sys.path.insert(0, str(HERE.parent.parent))  # the repository root: the tests package
 
-from rawserver import RawServer, refused_port  # noqa: E402
+from tests.rawserver import RawServer, refused_port  # noqa: E402
 
 FIXTURES = HERE / "fixtures"
 
