@@ -54,6 +54,7 @@ from typing import Any, Callable, Optional, Union
 from ._constants import ReadyState, SocketError
 from ._events import CloseData, MessageData
 from ._exceptions import ConnectionFailed, InvalidStateError
+from ._inbox import Inbox, not_on_loop
 from ._loop import Loop, TimerHandle, get_loop, logger
 from ._protocol import BINARY, TEXT, build_frame
 from ._state import parse_url
@@ -233,9 +234,8 @@ class Socket:
         self._held_bytes = 0
         self._inflight_bytes = 0  # handed to the transport, not yet to the kernel
         self._flush_scheduled = False
-        self._inbox: deque[Data] = deque()
-        self._inbox_bytes = 0
-        self._paused = False
+        # What Socket.queue kept for read(); past the high water, the socket is not read.
+        self._inbox = Inbox(self._cond, _HIGH_WATER)
         self._last_error: Optional[BaseException] = None
 
         # I/O thread only.
@@ -351,7 +351,7 @@ class Socket:
         """ArozOS: open if not yet opened, and wait until connected. True once connected; False
         on failure or timeout (a first connection still pending is then abandoned). Never raises
         for network failures."""
-        self._not_on_loop("upgrade")
+        not_on_loop(self._loop, "upgrade", "onconnect")
         if not self._opened:
             self.open()
         with self._cond:
@@ -415,14 +415,7 @@ class Socket:
         data = args[-1]
         if not isinstance(data, (str, bytes)):
             raise TypeError(f"queue() takes str or bytes, not {type(data).__name__}")
-        with self._cond:
-            self._inbox.append(data)
-            self._inbox_bytes += len(data)
-            self._cond.notify_all()
-            pause = self._inbox_bytes > _HIGH_WATER and not self._paused
-            if pause:
-                self._paused = True
-        if pause:
+        if self._inbox.put(data):
             self._loop.call_soon_threadsafe(self._set_reading, False)
 
     def read(self, timeout: Optional[float] = None) -> Union[str, bytes, bool, None]:
@@ -431,27 +424,11 @@ class Socket:
 
         ``ondata`` stays required: set ``s.ondata = Socket.queue`` for a script that reads.
         """
-        self._not_on_loop("read")
-        with self._cond:
-            self._cond.wait_for(
-                lambda: bool(self._inbox) or self._state == ReadyState.CLOSED, timeout
-            )
-            if not self._inbox:
-                return False if self._state == ReadyState.CLOSED else None
-            data = self._inbox.popleft()
-            self._inbox_bytes -= len(data)
-            resume = self._paused and self._inbox_bytes <= _HIGH_WATER // 4
-            if resume:
-                self._paused = False
-        if resume:
+        not_on_loop(self._loop, "read", "ondata")
+        data = self._inbox.read(timeout, lambda: self._state == ReadyState.CLOSED)
+        if self._inbox.resume():
             self._loop.call_soon_threadsafe(self._set_reading, True)
         return data
-
-    def _not_on_loop(self, name: str) -> None:
-        if self._loop.in_loop_thread():
-            raise InvalidStateError(
-                f"{name}() blocks, and would deadlock inside a handler: use the handlers instead"
-            )
 
     # -- closing ---------------------------------------------------------------------------
 
@@ -570,7 +547,7 @@ class Socket:
             self._cond.notify_all()
         self._connected_at = time.monotonic()
         self._failures = 0
-        if self._paused:  # read() is behind: a new connection waits for it too
+        if self._inbox.paused:  # read() is behind: a new connection waits for it too
             self._set_reading(False)
         self._flush_held()
         return closing
@@ -736,7 +713,7 @@ class Socket:
             self._dispatch(handler, self, data)
 
     def _set_reading(self, on: bool) -> None:
-        if not on and not self._paused:
+        if not on and not self._inbox.paused:
             return  # read() caught up before this ran
         link, ws = self._link, self._ws
         transport = link.transport if link is not None else None

@@ -16,7 +16,6 @@ import ssl
 import threading
 import time
 import uuid
-from collections import deque
 from concurrent.futures import Future
 from typing import Any, Callable, Optional, Union, cast
 
@@ -32,6 +31,7 @@ from ._exceptions import (
     ProtocolError,
     socket_error_for,
 )
+from ._inbox import Inbox, not_on_loop
 from ._loop import Loop, TimerHandle, get_loop, logger
 from ._protocol import (
     BINARY,
@@ -213,8 +213,8 @@ class WebSocket(Protocol):
         self._buffered = 0
         self._outbox: list[tuple[Frame, int, Optional[Future[None]]]] = []
         self._flush_scheduled = False
-        self._inbox: deque[Union[str, bytes]] = deque()
-        self._inbox_bytes = 0
+        # Messages for read() or a late onmessage; past the high water, the socket is not read.
+        self._inbox = Inbox(self._cond, _HIGH_WATER_BYTES, _HIGH_WATER_COUNT)
         self._futures: set[Future[None]] = set()
         self._binary_type = "blob"
         self._protocol = ""
@@ -240,7 +240,6 @@ class WebSocket(Protocol):
         self._close_received: Optional[tuple[int, str]] = None
         self._failure: Optional[BaseException] = None
         self._finalized = False
-        self._paused = False
         self._timer: Optional[TimerHandle] = None
         self._ping_timer: Optional[TimerHandle] = None
         self._last_rx = 0.0
@@ -341,7 +340,7 @@ class WebSocket(Protocol):
         self._schedule_pending(type)
 
     def _schedule_pending(self, type: str) -> None:
-        if type in self._fired or (type == "message" and self._inbox):
+        if type in self._fired or (type == "message" and self._inbox.items):
             self._late = True
             self._loop.call_soon_threadsafe(self._deliver_pending)
 
@@ -382,11 +381,9 @@ class WebSocket(Protocol):
         fired = self._fired
         if "open" in fired:
             self._fire("open", *fired["open"])
-        while self._inbox and self._listeners["message"]:
-            with self._lock:
-                data = self._inbox.popleft()
-                self._inbox_bytes -= len(data)
-            event = MessageData(data, target=self)
+        inbox = self._inbox
+        while inbox.items and self._listeners["message"]:
+            event = MessageData(inbox.pop(), target=self)
             self._fire("message", event, (event,), set())
         self._maybe_resume()
         for type in ("error", "close"):
@@ -398,17 +395,9 @@ class WebSocket(Protocol):
             return  # the standard drops messages once closing has begun
         if self._late:  # e.g. onopen set after the open event, then onmessage: open goes first
             self._deliver_pending()
-        if self._inbox or not self._listeners["message"]:
-            with self._cond:
-                self._inbox.append(data)
-                self._inbox_bytes += len(data)
-                self._cond.notify_all()
-            if (
-                self._inbox_bytes > _HIGH_WATER_BYTES or len(self._inbox) > _HIGH_WATER_COUNT
-            ) and not self._paused:
-                self._paused = True
-                if self._transport is not None:
-                    self._transport.pause_reading()
+        if self._inbox.items or not self._listeners["message"]:
+            if self._inbox.put(data) and self._transport is not None:
+                self._transport.pause_reading()
             return
         event = MessageData(data, target=self)
         listeners = self._listeners["message"]
@@ -427,14 +416,8 @@ class WebSocket(Protocol):
         self._fire("message", event, (event,), set())
 
     def _maybe_resume(self) -> None:
-        if (
-            self._paused
-            and self._inbox_bytes <= _HIGH_WATER_BYTES // 4
-            and len(self._inbox) <= _HIGH_WATER_COUNT // 4
-        ):
-            self._paused = False
-            if self._transport is not None:
-                self._transport.resume_reading()
+        if self._inbox.resume() and self._transport is not None:
+            self._transport.resume_reading()
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -543,7 +526,7 @@ class WebSocket(Protocol):
     def upgrade(self, timeout: Optional[float] = None) -> bool:
         """Wait for the connection to open: True once open, False on failure or timeout (the
         attempt is then abandoned). Never raises for network failures."""
-        self._not_on_loop("upgrade")
+        not_on_loop(self._loop, "upgrade", "onopen")
         with self._cond:
             self._cond.wait_for(lambda: self._state != ReadyState.CONNECTING, timeout)
             state = self._state
@@ -555,25 +538,11 @@ class WebSocket(Protocol):
     def read(self, timeout: Optional[float] = None) -> Union[str, bytes, bool, None]:
         """The next message (``str``/``bytes``); ``None`` on timeout; ``False`` once closed and
         every message has been read."""
-        self._not_on_loop("read")
-        with self._cond:
-            self._cond.wait_for(
-                lambda: bool(self._inbox) or self._state == ReadyState.CLOSED, timeout
-            )
-            if not self._inbox:
-                return False if self._state == ReadyState.CLOSED else None
-            data = self._inbox.popleft()
-            self._inbox_bytes -= len(data)
-            resume = self._paused
-        if resume:
+        not_on_loop(self._loop, "read", "onmessage")
+        data = self._inbox.read(timeout, lambda: self._state == ReadyState.CLOSED)
+        if self._inbox.paused:
             self._loop.call_soon_threadsafe(self._maybe_resume)
         return data
-
-    def _not_on_loop(self, name: str) -> None:
-        if self._loop.in_loop_thread():
-            raise InvalidStateError(
-                f"{name}() blocks, and would deadlock inside a handler: use onmessage instead"
-            )
 
     # -- closing ---------------------------------------------------------------------------
 

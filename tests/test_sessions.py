@@ -202,7 +202,7 @@ def test_100k_messages_with_backpressure(servers: AsyncServers) -> None:
     try:
         ws = WebSocket(f"ws://127.0.0.1:{server.port}/")
         assert ws.upgrade(TIMEOUT)
-        wait_for(lambda: ws._paused)  # backpressure engaged: the client stopped reading
+        wait_for(lambda: ws._inbox.paused)  # backpressure engaged: the client stopped reading
         assert not server_done.is_set()  # ... and the server cannot finish sending
         max_queued = len(ws._inbox)
         for i in range(count):

@@ -952,8 +952,8 @@ def test_read_keeps_what_ondata_queues_and_backpressure_bounds_memory() -> None:
 
     def ondata(s: Socket, data: bytes) -> None:
         s.queue(data)  # what read() returns
-        seen_max[0] = max(seen_max[0], s._inbox_bytes)
-        if s._inbox_bytes > high:
+        seen_max[0] = max(seen_max[0], s._inbox.nbytes)
+        if s._inbox.nbytes > high:
             over.set()
 
     with StdServer(blast) as server:
