@@ -7,6 +7,7 @@ import base64
 import hashlib
 import os
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -207,15 +208,22 @@ class RawConnection:
 
 
 class RawServer:
-    """A TCP server on 127.0.0.1:0 that runs ``script(conn)`` on a thread per connection."""
+    """A TCP (or TLS) server on 127.0.0.1:0 that runs ``script(conn)`` on a thread per
+    connection. Records how many connections it accepted, every request head a script read, and
+    every script's result (or the exception that ended it)."""
 
-    def __init__(self, script: Callable[[RawConnection], Any], tls: Any = None) -> None:
+    def __init__(
+        self, script: Callable[[RawConnection], Any], tls: Optional[ssl.SSLContext] = None
+    ) -> None:
         self.script = script
         self.tls = tls
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
+        self.port = int(self.listener.getsockname()[1])
+        self.accepted = 0
+        self.requests: list[bytes] = []
         self.results: list[Any] = []
-        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.finished = threading.Condition(self.lock)
         self.threads: list[threading.Thread] = []
         self.thread = threading.Thread(target=self._accept, name="raw-server", daemon=True)
         self.thread.start()
@@ -230,26 +238,41 @@ class RawServer:
                 sock, _ = self.listener.accept()
             except OSError:
                 return
+            with self.lock:
+                self.accepted += 1
             thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
             self.threads.append(thread)
             thread.start()
 
     def _serve(self, sock: socket.socket) -> None:
+        result: Any = None
+        conn: Optional[RawConnection] = None
         try:
+            sock.settimeout(TIMEOUT)
             if self.tls is not None:
-                sock.settimeout(TIMEOUT)
                 sock = self.tls.wrap_socket(sock, server_side=True)
             conn = RawConnection(sock)
-            self.results.append(self.script(conn))
+            result = self.script(conn)
         except Exception as exc:  # the client's behaviour under test may break the script
-            self.results.append(exc)
+            result = exc
         finally:
             sock.close()
-            self.done.set()
+            with self.finished:
+                if conn is not None and conn.request:
+                    self.requests.append(conn.request)
+                self.results.append(result)
+                self.finished.notify_all()
+
+    def wait_results(self, count: int = 1) -> list[Any]:
+        """Wait until ``count`` scripts have finished; all results so far, in finishing order."""
+        with self.finished:
+            ok = self.finished.wait_for(lambda: len(self.results) >= count, TIMEOUT)
+        assert ok, f"the server script did not finish: {self.results}"
+        return self.results
 
     def result(self) -> Any:
-        assert self.done.wait(TIMEOUT), "the raw server script did not finish"
-        return self.results[0]
+        """The first script's result."""
+        return self.wait_results(1)[0]
 
     def close(self) -> None:
         try:

@@ -19,10 +19,9 @@ import select
 import socket
 import ssl
 import struct
-import threading
 import tracemalloc
 from collections.abc import Iterator
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,92 +29,9 @@ from hypothesis import strategies as st
 
 from mesiboscript import MessageData, SocketError, WebSocket
 
-from .helpers import TIMEOUT, RawConnection, Recorder, close_frame, frame
+from .helpers import TIMEOUT, RawConnection, RawServer, Recorder, close_frame, frame
 
-# -- a raw server ----------------------------------------------------------------------------------
-
-
-class Server:
-    """TCP (or TLS) on 127.0.0.1:0; runs ``script(conn)`` on a thread per accepted connection.
-
-    Records every request head it read and every script's result (or exception).
-    """
-
-    def __init__(
-        self,
-        script: Callable[[RawConnection], Any],
-        tls: Optional[ssl.SSLContext] = None,
-    ) -> None:
-        self.script = script
-        self.tls = tls
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.listener.getsockname()[1])
-        self.accepted = 0
-        self.requests: list[bytes] = []
-        self.results: list[Any] = []
-        self.lock = threading.Lock()
-        self.finished = threading.Condition(self.lock)
-        self.threads: list[threading.Thread] = []
-        self.acceptor = threading.Thread(target=self._accept, name="security-server", daemon=True)
-        self.acceptor.start()
-
-    @property
-    def url(self) -> str:
-        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.accepted += 1
-            thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
-            self.threads.append(thread)
-            thread.start()
-
-    def _serve(self, sock: socket.socket) -> None:
-        result: Any = None
-        conn: Optional[RawConnection] = None
-        try:
-            sock.settimeout(TIMEOUT)
-            if self.tls is not None:
-                sock = self.tls.wrap_socket(sock, server_side=True)
-            conn = RawConnection(sock)
-            result = self.script(conn)
-        except Exception as exc:  # what the client does under test may break the script
-            result = exc
-        finally:
-            sock.close()
-            with self.finished:
-                if conn is not None and conn.request:
-                    self.requests.append(conn.request)
-                self.results.append(result)
-                self.finished.notify_all()
-
-    def wait_results(self, count: int = 1) -> list[Any]:
-        with self.finished:
-            ok = self.finished.wait_for(lambda: len(self.results) >= count, TIMEOUT)
-        assert ok, f"the server script did not finish: {self.results}"
-        return self.results
-
-    def close(self) -> None:
-        # shutdown() wakes the thread blocked in accept(); close() alone does not on Linux.
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.listener.close()
-        self.acceptor.join(TIMEOUT)
-        for thread in self.threads:
-            thread.join(TIMEOUT)
-
-    def __enter__(self) -> Server:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+# -- a raw server: helpers.RawServer, one script per accepted connection -----------------------
 
 
 def echo_until_close(conn: RawConnection) -> Optional[int]:
@@ -131,8 +47,8 @@ def echo_until_close(conn: RawConnection) -> Optional[int]:
 
 
 @pytest.fixture
-def echo_server() -> Iterator[Server]:
-    with Server(echo_until_close) as server:
+def echo_server() -> Iterator[RawServer]:
+    with RawServer(echo_until_close) as server:
         yield server
 
 
@@ -180,7 +96,7 @@ BAD_ORIGINS = [
 ]
 
 
-def assert_nothing_sent(server: Server) -> None:
+def assert_nothing_sent(server: RawServer) -> None:
     """A valid connection after the refused ones is the first and only one the server sees."""
     open_and_close(server.url)
     assert server.wait_results(1)[0] == 1000
@@ -188,7 +104,7 @@ def assert_nothing_sent(server: Server) -> None:
 
 
 @pytest.mark.parametrize("part", BAD_URL_PARTS)
-def test_control_characters_in_url_are_refused(echo_server: Server, part: str) -> None:
+def test_control_characters_in_url_are_refused(echo_server: RawServer, part: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 (the contract promises only ValueError)
         WebSocket(f"ws://127.0.0.1:{echo_server.port}{part}")
     assert_nothing_sent(echo_server)
@@ -202,7 +118,7 @@ def test_control_characters_in_host_are_refused(host: str) -> None:
 
 @pytest.mark.parametrize("headers", BAD_HEADERS)
 def test_control_characters_in_headers_are_refused(
-    echo_server: Server, headers: dict[str, str]
+    echo_server: RawServer, headers: dict[str, str]
 ) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
         WebSocket(echo_server.url, headers=headers)
@@ -210,14 +126,16 @@ def test_control_characters_in_headers_are_refused(
 
 
 @pytest.mark.parametrize("protocols", BAD_PROTOCOLS)
-def test_control_characters_in_protocols_are_refused(echo_server: Server, protocols: Any) -> None:
+def test_control_characters_in_protocols_are_refused(
+    echo_server: RawServer, protocols: Any
+) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
         WebSocket(echo_server.url, protocols)
     assert_nothing_sent(echo_server)
 
 
 @pytest.mark.parametrize("origin", BAD_ORIGINS)
-def test_control_characters_in_origin_are_refused(echo_server: Server, origin: str) -> None:
+def test_control_characters_in_origin_are_refused(echo_server: RawServer, origin: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
         WebSocket(echo_server.url, origin=origin)
     assert_nothing_sent(echo_server)
@@ -236,7 +154,7 @@ def _header_names(request: bytes) -> list[bytes]:
         "/\u010d\u010aX-Injected:\u0120yes",
     ],
 )
-def test_lookalike_url_text_does_not_inject(echo_server: Server, suffix: str) -> None:
+def test_lookalike_url_text_does_not_inject(echo_server: RawServer, suffix: str) -> None:
     open_and_close(f"ws://127.0.0.1:{echo_server.port}{suffix}")
     echo_server.wait_results(1)
     request = echo_server.requests[0]
@@ -250,7 +168,7 @@ def test_lookalike_url_text_does_not_inject(echo_server: Server, suffix: str) ->
 @pytest.mark.parametrize(
     "value", ["a\u560d\u560aX-Injected: 1", "a\u010d\u010aX-Injected: 1", "caf\u00e9"]
 )
-def test_lookalike_header_text_does_not_inject(echo_server: Server, value: str) -> None:
+def test_lookalike_header_text_does_not_inject(echo_server: RawServer, value: str) -> None:
     try:
         ws = WebSocket(echo_server.url, headers={"X-Test": value}, origin=value)
     except ValueError:
@@ -283,12 +201,12 @@ def _server_context(cert: Any) -> ssl.SSLContext:
 
 
 @pytest.fixture
-def tls_server(tls_files: Any) -> Iterator[Server]:
-    with Server(echo_until_close, tls=_server_context(tls_files[1])) as server:
+def tls_server(tls_files: Any) -> Iterator[RawServer]:
+    with RawServer(echo_until_close, tls=_server_context(tls_files[1])) as server:
         yield server
 
 
-def _assert_tls_refused(server: Server, **options: Any) -> None:
+def _assert_tls_refused(server: RawServer, **options: Any) -> None:
     ws = WebSocket(server.url, **options)
     rec = Recorder(ws)
     close = rec.wait_closed()
@@ -306,7 +224,7 @@ def _assert_tls_refused(server: Server, **options: Any) -> None:
     assert isinstance(results[0], (ssl.SSLError, OSError)), results
 
 
-def test_tls_unknown_ca_is_refused_by_default(tls_server: Server) -> None:
+def test_tls_unknown_ca_is_refused_by_default(tls_server: RawServer) -> None:
     _assert_tls_refused(tls_server)
 
 
@@ -314,12 +232,12 @@ def test_tls_wrong_hostname_is_refused(tls_files: Any) -> None:
     ca, _, other = tls_files
     with (
         ca.cert_pem.tempfile() as cafile,
-        Server(echo_until_close, tls=_server_context(other)) as s,
+        RawServer(echo_until_close, tls=_server_context(other)) as s,
     ):
         _assert_tls_refused(s, cafile=cafile)
 
 
-def test_tls_trusted_ca_opens(tls_server: Server, tls_files: Any) -> None:
+def test_tls_trusted_ca_opens(tls_server: RawServer, tls_files: Any) -> None:
     ca = tls_files[0]
     with ca.cert_pem.tempfile() as cafile:
         open_and_close(tls_server.url, cafile=cafile)
@@ -386,7 +304,7 @@ def test_frame_claiming_2_to_the_62_bytes_closes_1009() -> None:
     def script(conn: RawConnection) -> dict[str, Any]:
         return _send_until_close(conn, head, b"\0" * 65536, 64 << 20)
 
-    with Server(script) as server, Tracing() as tracing:
+    with RawServer(script) as server, Tracing() as tracing:
         ws = WebSocket(server.url)
         rec = Recorder(ws)
         close = rec.wait_closed()
@@ -415,7 +333,7 @@ def test_streamed_message_is_bounded_by_max_size(shape: str) -> None:
     def script(conn: RawConnection) -> dict[str, Any]:
         return _send_until_close(conn, head, body, 256 << 20)
 
-    with Server(script) as server, Tracing() as tracing:
+    with RawServer(script) as server, Tracing() as tracing:
         ws = WebSocket(server.url, max_size=max_size)
         rec = Recorder(ws)
         close = rec.wait_closed()
@@ -487,7 +405,7 @@ SERVER_BYTES = st.one_of(
 )
 
 
-class FuzzServer(Server):
+class FuzzServer(RawServer):
     """Each connection: a correct handshake, then the next queued bytes, then a FIN; the script
     then reads until the client goes away."""
 
@@ -595,7 +513,7 @@ def test_fuzz_handshake_response_fails_cleanly() -> None:
             conn.sock.shutdown(socket.SHUT_WR)
             conn.wait_eof()
 
-        with Server(script) as server:
+        with RawServer(script) as server:
             ws = WebSocket(server.url)
             rec = Recorder(ws)
             close = rec.wait_closed()
