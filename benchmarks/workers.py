@@ -262,6 +262,59 @@ def _idle_failure(exc: BaseException, opened: int, n: int) -> Result:
     }
 
 
+class _OpenCounter:
+    """Counts connections opened and failed, from whichever threads the handlers run on."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.ok = 0
+        self.bad = 0
+        self.errors: list[str] = []  # the first three
+
+    def opened(self) -> None:
+        with self.cond:
+            self.ok += 1
+            self.cond.notify_all()
+
+    def failed(self, error: str) -> None:
+        with self.cond:
+            self.bad += 1
+            if len(self.errors) < 3:
+                self.errors.append(error)
+            self.cond.notify_all()
+
+    def wait_for(self, target: int) -> bool:
+        """True once ``target`` connections opened with none failed."""
+        with self.cond:
+            settled = self.cond.wait_for(lambda: self.ok + self.bad >= target, timeout=TIMEOUT)
+            return settled and not self.bad
+
+
+def _idle_ramp(p: dict[str, Any], start_one: Callable[[], None], counter: _OpenCounter) -> Result:
+    """Open one connection, then ``p["n"]`` more in batches of ``p["batch"]``, each batch
+    waited for: the idle workload for clients whose connections open on threads of their own."""
+    start_one()
+    if not counter.wait_for(1):
+        return _idle_failure(RuntimeError(str(counter.errors)), 0, p["n"])
+    rss0, n, batch = _rss_kb(), p["n"], p["batch"]
+    t0 = time.perf_counter()
+    t_batch = 0.0
+    done = 0
+    try:
+        while done < n:
+            k = min(batch, n - done)
+            for _ in range(k):
+                start_one()
+            done += k
+            if not counter.wait_for(done + 1):
+                raise RuntimeError(f"{counter.bad} failed: {counter.errors}")
+            if done == batch:
+                t_batch = time.perf_counter() - t0
+    except Exception as exc:  # the failure is the result
+        return _idle_failure(exc, counter.ok - 1, n)
+    return _idle_result(n, batch, t_batch, time.perf_counter() - t0, rss0)
+
+
 class WebsocketClient(Blocking):
     def connect(self, url: str) -> Any:
         import websocket
@@ -353,54 +406,19 @@ def websocket_app(url: str, workload: str, p: dict[str, Any]) -> Result:
 def _websocket_app_idle(url: str, p: dict[str, Any]) -> Result:
     import websocket
 
-    cond = threading.Condition()
-    state = {"opened": 0, "failed": 0}
-    errors: list[str] = []
-
-    def on_open(ws: Any) -> None:
-        with cond:
-            state["opened"] += 1
-            cond.notify_all()
-
-    def on_error(ws: Any, error: Any) -> None:
-        with cond:
-            state["failed"] += 1
-            errors.append(repr(error))
-            cond.notify_all()
+    counter = _OpenCounter()
+    apps: list[Any] = []
 
     def start_one() -> None:
-        app = websocket.WebSocketApp(url, on_open=on_open, on_error=on_error)
+        app = websocket.WebSocketApp(
+            url,
+            on_open=lambda ws: counter.opened(),
+            on_error=lambda ws, error: counter.failed(repr(error)),
+        )
         apps.append(app)
         threading.Thread(target=app.run_forever, daemon=True).start()
 
-    def wait_for(target: int) -> bool:
-        with cond:
-            return (
-                cond.wait_for(lambda: state["opened"] + state["failed"] >= target, timeout=TIMEOUT)
-                and not state["failed"]
-            )
-
-    apps: list[Any] = []
-    start_one()
-    if not wait_for(1):
-        return _idle_failure(RuntimeError(str(errors[:1])), 0, p["n"])
-    rss0, n, batch = _rss_kb(), p["n"], p["batch"]
-    t0 = time.perf_counter()
-    t_batch = 0.0
-    done = 0
-    try:
-        while done < n:
-            k = min(batch, n - done)
-            for _ in range(k):
-                start_one()
-            done += k
-            if not wait_for(done + 1):
-                raise RuntimeError(f"{state['failed']} failed: {errors[:1]}")
-            if done == batch:
-                t_batch = time.perf_counter() - t0
-    except Exception as exc:  # the failure is the result
-        return _idle_failure(exc, state["opened"] - 1, n)
-    return _idle_result(n, batch, t_batch, time.perf_counter() - t0, rss0)
+    return _idle_ramp(p, start_one, counter)
 
 
 # --------------------------------------------------------------------------- aiohttp
@@ -573,57 +591,16 @@ def mesiboscript_client(url: str, workload: str, p: dict[str, Any]) -> Result:
 def _mesiboscript_idle(url: str, p: dict[str, Any]) -> Result:
     import mesiboscript
 
-    cond = threading.Condition()
-    state = {"opened": 0, "failed": 0}
-    errors: list[str] = []
+    counter = _OpenCounter()
     conns: list[Any] = []
 
     def start_one() -> None:
         ws = mesiboscript.WebSocket(url)
-
-        def onopen() -> None:
-            with cond:
-                state["opened"] += 1
-                cond.notify_all()
-
-        def onclose(event: Any) -> None:
-            with cond:
-                state["failed"] += 1
-                if len(errors) < 3:
-                    errors.append(f"{event.code} {ws.last_error!r}")
-                cond.notify_all()
-
-        ws.onopen = onopen
-        ws.onclose = onclose
+        ws.onopen = counter.opened
+        ws.onclose = lambda event: counter.failed(f"{event.code} {ws.last_error!r}")
         conns.append(ws)
 
-    def wait_for(target: int) -> bool:
-        with cond:
-            return (
-                cond.wait_for(lambda: state["opened"] + state["failed"] >= target, timeout=TIMEOUT)
-                and not state["failed"]
-            )
-
-    start_one()
-    if not wait_for(1):
-        return _idle_failure(RuntimeError(str(errors)), 0, p["n"])
-    rss0, n, batch = _rss_kb(), p["n"], p["batch"]
-    t0 = time.perf_counter()
-    t_batch = 0.0
-    done = 0
-    try:
-        while done < n:
-            k = min(batch, n - done)
-            for _ in range(k):
-                start_one()
-            done += k
-            if not wait_for(done + 1):
-                raise RuntimeError(f"{state['failed']} failed: {errors}")
-            if done == batch:
-                t_batch = time.perf_counter() - t0
-    except Exception as exc:  # the failure is the result
-        return _idle_failure(exc, state["opened"] - 1, n)
-    return _idle_result(n, batch, t_batch, time.perf_counter() - t0, rss0)
+    return _idle_ramp(p, start_one, counter)
 
 
 # --------------------------------------------------------------------------- raw socket floor
