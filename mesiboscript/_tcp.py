@@ -426,8 +426,8 @@ class Socket:
         """
         not_on_loop(self._loop, "read", "ondata")
         data = self._inbox.read(timeout, lambda: self._state == ReadyState.CLOSED)
-        if self._inbox.resume():
-            self._loop.call_soon_threadsafe(self._set_reading, True)
+        if self._inbox.paused:
+            self._loop.call_soon_threadsafe(self._maybe_resume)
         return data
 
     # -- closing ---------------------------------------------------------------------------
@@ -711,6 +711,13 @@ class Socket:
             self.queue(data)
         else:
             self._dispatch(handler, self, data)
+
+    def _maybe_resume(self) -> None:
+        # Decided here, on the I/O thread, like WebSocket._maybe_resume: decided in read() and
+        # carried out later, a resume could land after a newer pause and leave reading on while
+        # the inbox stays marked paused (unbounded from then on).
+        if self._inbox.resume():
+            self._set_reading(True)
 
     def _set_reading(self, on: bool) -> None:
         if not on and not self._inbox.paused:
