@@ -46,6 +46,14 @@ class ParsedURL(NamedTuple):
     secure: bool
     userinfo: Optional[str]
 
+    @property
+    def display(self) -> str:
+        """The URL for logs, exceptions and ``repr()``: credentials shown as ``***``."""
+        if not self.userinfo:
+            return self.url
+        scheme, _, rest = self.url.partition("://")
+        return f"{scheme}://***@{rest[len(self.userinfo) + 1 :]}"
+
 
 def _fail(message: str) -> InvalidArgumentError:
     return InvalidArgumentError(message)

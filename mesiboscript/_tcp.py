@@ -56,11 +56,11 @@ from ._events import CloseData, MessageData
 from ._exceptions import ConnectionFailed, InvalidStateError
 from ._inbox import Inbox, not_on_loop
 from ._loop import Loop, TimerHandle, get_loop, logger
-from ._protocol import BINARY, TEXT, build_frame
 from ._state import parse_url
 from ._tls import make_context
 from ._transport import Buffer, Protocol, Transport
 from ._websocket import WebSocket
+from .sansio.frames import BINARY, TEXT
 
 __all__ = ["SendBufferFull", "Socket"]
 
@@ -694,8 +694,7 @@ class Socket:
                 assert chunk.opcode is not None
                 future: Future[None] = Future()
                 future.set_running_or_notify_cancel()
-                frame = build_frame(chunk.opcode, chunk.payload)
-                if ws._queue(frame, chunk.size, future):
+                if ws._queue(chunk.opcode, bytes(chunk.payload), future):
                     chunk.future = future
                     future.add_done_callback(functools.partial(self._ws_written, ws, chunk))
 
@@ -725,8 +724,11 @@ class Socket:
         link, ws = self._link, self._ws
         transport = link.transport if link is not None else None
         if transport is None and ws is not None:
-            transport = ws._transport
-        if transport is not None:
+            if on:
+                ws._link.resume_reading()
+            else:
+                ws._link.pause_reading()
+        elif transport is not None:
             if on:
                 transport.resume_reading()
             else:

@@ -2,7 +2,7 @@
 
 Shared by :class:`WebSocket` and :class:`Socket`. Nothing here blocks the loop: DNS runs on the
 resolver threads, TCP connect and the TLS handshake are driven by readiness events, and writes are
-queued and flushed as the kernel takes them. The owner implements :class:`Protocol`.
+queued and flushed as the kernel takes them. The owner implements :class:`TransportListener`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ._constants import SocketError
 from ._exceptions import ConnectionFailed, socket_error_for
 from ._loop import Loop, logger
 
-__all__ = ["Protocol", "Transport", "parse_proxy"]
+__all__ = ["Protocol", "Transport", "TransportListener", "parse_proxy"]
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
@@ -34,8 +34,9 @@ _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSL
 Buffer = Union[bytes, bytearray, memoryview]
 
 
-class Protocol:
-    """What a transport calls on its owner, always on the loop thread."""
+class TransportListener:
+    """What a transport calls on its owner, always on the loop thread (asyncio's protocol
+    callbacks, under a name that does not collide with the WebSocket's subprotocol)."""
 
     def connection_made(self) -> None:
         """The stream is ready (TCP connected, proxy tunnel and TLS done)."""
@@ -54,6 +55,9 @@ class Protocol:
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         """The socket is closed: ``exc`` is None after a clean close or EOF, else the cause."""
+
+
+Protocol = TransportListener  # the old name, until every owner has moved
 
 
 def parse_proxy(proxy: str) -> tuple[str, int, Optional[str]]:
@@ -78,7 +82,7 @@ class Transport:
     def __init__(
         self,
         loop: Loop,
-        protocol: Protocol,
+        protocol: TransportListener,
         host: str,
         port: int,
         *,

@@ -15,8 +15,9 @@ from typing import Any, Optional
 
 import pytest
 
-from mesiboscript import _protocol
-from mesiboscript._protocol import BINARY, CLOSE, ERROR, PING, TEXT, Parser, build_frame
+from mesiboscript.sansio import frames as _protocol
+from mesiboscript.sansio.events import CloseFrame, Message, Ping, Violation
+from mesiboscript.sansio.frames import BINARY, TEXT, FrameEvent, Parser, build_frame
 
 from .helpers import frame
 
@@ -100,9 +101,9 @@ def test_mask_keys_differ_between_frames() -> None:
 # -- parsing --------------------------------------------------------------------------------
 
 
-def drive(parser: Parser, stream: bytes, step: int) -> list[tuple[int, object]]:
+def drive(parser: Parser, stream: bytes, step: int) -> list[FrameEvent]:
     """The transport's part: ``feed`` what arrives, or fill ``want`` when the parser asks."""
-    events: list[tuple[int, object]] = []
+    events: list[FrameEvent] = []
     pos = 0
     while pos < len(stream):
         want: Optional[memoryview] = parser.want
@@ -136,14 +137,18 @@ def test_large_frames_arrive_whole_however_the_stream_is_cut(step: int) -> None:
     )
     events = drive(Parser(1 << 24), stream, step)
     assert events == [
-        (TEXT, "small"),
-        (BINARY, BINARY_BIG),
-        (PING, b"ping"),
-        (TEXT, TEXT_BIG.decode()),
-        (BINARY, b"\x00" * 70_000),
-        (CLOSE, (1000, "bye")),
+        Message("small"),
+        Message(BINARY_BIG),
+        Ping(b"ping"),
+        Message(TEXT_BIG.decode()),
+        Message(b"\x00" * 70_000),
+        CloseFrame(1000, "bye"),
     ]
-    assert all(type(payload) is bytes for kind, payload in events if kind == BINARY)
+    assert all(
+        type(e.data) is bytes
+        for e in events
+        if isinstance(e, Message) and not isinstance(e.data, str)
+    )
 
 
 @pytest.mark.parametrize("step", [100_003, 20_000, 5])
@@ -160,9 +165,9 @@ def test_large_fragments_with_a_control_frame_between_them(step: int) -> None:
         ]
     )
     assert drive(Parser(1 << 24), stream, step) == [
-        (PING, b"p"),
-        (TEXT, TEXT_BIG.decode()),
-        (BINARY, BINARY_BIG),
+        Ping(b"p"),
+        Message(TEXT_BIG.decode()),
+        Message(BINARY_BIG),
     ]
 
 
@@ -176,8 +181,8 @@ def test_invalid_utf8_fails_inside_a_large_frame_before_the_rest_arrives() -> No
     want[:50_000] = wire[1000:51_000]
     del want
     events = parser.filled(50_000)
-    assert [kind for kind, _ in events] == [ERROR]
-    assert events[0][1][0] == 1007  # type: ignore[index]
+    assert [type(e) for e in events] == [Violation]
+    assert events[0] == Violation(1007, "invalid UTF-8 in a text message")
     assert parser.want is None
     assert parser.feed(b"more") == []
 
@@ -185,6 +190,7 @@ def test_invalid_utf8_fails_inside_a_large_frame_before_the_rest_arrives() -> No
 def test_a_large_frame_over_max_size_is_refused_before_any_buffer() -> None:
     parser = Parser(100_000)
     events = parser.feed(frame(0x2, b"x" * 200_000)[:20])
-    assert [kind for kind, _ in events] == [ERROR]
-    assert events[0][1][0] == 1009  # type: ignore[index]
+    assert [type(e) for e in events] == [Violation]
+    assert isinstance(events[0], Violation)
+    assert events[0].code == 1009
     assert parser.want is None

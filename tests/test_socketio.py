@@ -29,8 +29,8 @@ import pytest
 
 from mesiboscript import InvalidStateError, SocketError
 from mesiboscript._loop import get_loop
-from mesiboscript._protocol import build_frame
 from mesiboscript._socketio import SocketIO
+from mesiboscript.sansio.frames import build_frame
 
 from .helpers import TIMEOUT
 
@@ -630,7 +630,7 @@ def test_a_late_connect_handler_hears_connect_before_a_new_event(socketio4: Serv
         assert held.wait(TIMEOUT)  # the I/O thread is busy: nothing is read or delivered
         try:
             ws = sio._ws
-            sock = ws._transport.socket if ws is not None and ws._transport else None
+            sock = ws._link.socket if ws is not None else None
             assert sock is not None
             # Emit "echo" by hand (the I/O thread that would send it is held); the server
             # re-emits it and the reply waits, unread, in the socket.

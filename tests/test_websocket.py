@@ -814,7 +814,7 @@ def test_late_open_handler_hears_open_before_a_new_message() -> None:
         assert held.wait(TIMEOUT)  # the I/O thread is busy: nothing is read or delivered
         try:
             go.set()
-            sock = ws._transport.socket if ws._transport else None
+            sock = ws._link.socket
             assert sock is not None
             assert select.select([sock], [], [], TIMEOUT)[0]
             rec = Recorder(ws)  # onopen (late: its delivery is queued), then onmessage

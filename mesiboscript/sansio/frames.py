@@ -1,4 +1,4 @@
-"""The WebSocket framing layer, sans I/O: bytes in, events out; frames out for what we send.
+"""RFC 6455 framing, sans I/O: bytes in, typed frame events out; masked frames out.
 
 Why not websocket-client's ``frame_buffer``: it reads one frame per call with two ``recv`` calls and
 validates UTF-8 only once a message is complete. This parser takes whatever the socket gave (many
@@ -19,24 +19,26 @@ import struct
 from collections import deque
 from typing import Callable, Optional, Union, cast
 
-from ._state import is_valid_received_close_code
+from .._state import is_valid_received_close_code
+from .._wsclient import BINARY, CLOSE, CONT, PING, PONG, TEXT
+from .events import CloseFrame, Message, Ping, Pong, Violation
 
 __all__ = [
     "BINARY",
     "CLOSE",
-    "ERROR",
+    "CONT",
     "PING",
     "PONG",
     "TEXT",
+    "Frame",
+    "FrameEvent",
     "Parser",
     "build_close",
     "build_frame",
 ]
 
-CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-ERROR = -1  # event kind for a protocol violation: payload is (close code, message)
-
-Event = tuple[int, object]
+FrameEvent = Union[Message, Ping, Pong, CloseFrame, Violation]
+Event = FrameEvent
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 _pack_short = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
@@ -171,9 +173,9 @@ def build_close(code: Union[int, None], reason: bytes = b"") -> bytes:
 class Parser:
     """Turns the server's bytes into events.
 
-    Events: ``(TEXT, str)``, ``(BINARY, bytes)``, ``(PING, bytes)``, ``(PONG, bytes)``,
-    ``(CLOSE, (code, reason))`` and, once, ``(ERROR, (code, message))``, after which further
-    input is ignored.
+    Events: :class:`Message` (``str`` for text, ``bytes`` for binary), :class:`Ping`,
+    :class:`Pong`, :class:`CloseFrame` and, once, :class:`Violation` (the close code the
+    standard names and why), after which further input is ignored.
     """
 
     def __init__(self, max_size: int) -> None:
@@ -240,7 +242,7 @@ class Parser:
                 if op < 8 and fin and end - pos >= length and not self._msg_op:
                     # Fast path: a whole unfragmented data frame is in the buffer.
                     if op == BINARY:
-                        events.append((BINARY, data[pos : pos + length]))
+                        events.append(Message(data[pos : pos + length]))
                     else:
                         try:
                             if length < 4096:
@@ -249,7 +251,7 @@ class Parser:
                                 text = str(memoryview(data)[pos : pos + length], "utf-8")
                         except UnicodeDecodeError:
                             return self._fail(events, 1007, "invalid UTF-8 in a text message")
-                        events.append((TEXT, text))
+                        events.append(Message(text))
                     pos += length
                     continue
                 self._in_frame = True
@@ -346,9 +348,9 @@ class Parser:
             except UnicodeDecodeError:
                 self._fail(events, 1007, "invalid UTF-8 in a text message")
                 return False
-            events.append((TEXT, "".join(parts) + tail))  # type: ignore[arg-type]
+            events.append(Message("".join(parts) + tail))  # type: ignore[arg-type]
         else:
-            events.append((BINARY, b"".join(parts)))  # type: ignore[arg-type]
+            events.append(Message(b"".join(parts)))  # type: ignore[arg-type]
         self._msg_op = 0
         return True
 
@@ -380,12 +382,12 @@ class Parser:
 
     def _control_frame(self, events: list[Event], op: int, payload: bytes) -> bool:
         if op == PING:
-            events.append((PING, payload))
+            events.append(Ping(payload))
         elif op == PONG:
-            events.append((PONG, payload))
+            events.append(Pong(payload))
         else:
             if not payload:
-                events.append((CLOSE, (1005, "")))
+                events.append(CloseFrame(1005, ""))
             elif len(payload) == 1:
                 self._fail(events, 1002, "close frame with a one-byte payload")
                 return False
@@ -399,7 +401,7 @@ class Parser:
                 except UnicodeDecodeError:
                     self._fail(events, 1007, "invalid UTF-8 in the close reason")
                     return False
-                events.append((CLOSE, (code, reason)))
+                events.append(CloseFrame(code, reason))
             self._close_seen = True
         return True
 
@@ -407,5 +409,5 @@ class Parser:
         self._failed = True
         self._buf = b""
         self.want = self._direct_view = self._direct = None
-        events.append((ERROR, (code, message)))
+        events.append(Violation(code, message))
         return events

@@ -1,0 +1,367 @@
+"""``WebSocketLink``: one ws/wss connection on the I/O loop — a :class:`Transport` driving the
+sans-I/O :class:`~mesiboscript.sansio.ClientConnection`, plus the timers the core has no clock for.
+
+This is the I/O half of every WebSocket client in the package: ``WebSocket`` wraps one in the
+browser's API, and the Mesibo ``Socket`` uses one as its ws/wss :class:`~mesiboscript._links.Link`.
+It never decides how a connection ends: it feeds the core what the socket read, writes what the core
+queued (:meth:`WebSocketLink._pump`), tells the core when a timer fired or the socket ended, and
+reports the core's events to its listener.
+
+Threads: the core is guarded by :attr:`WebSocketLink.cond` (shared with the owner, whose inbox and
+``upgrade()`` wait on it). ``send_threadsafe``/``close_threadsafe`` may be called from any thread;
+everything else runs on the I/O thread, and listener calls are made without the lock held.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Optional
+
+from ._constants import ReadyState, SocketError
+from ._exceptions import ConnectionFailed
+from ._links import Buffer, LinkEnd, LinkListener
+from ._loop import Loop, TimerHandle
+from ._state import ParsedURL
+from ._transport import Transport, TransportListener
+from .sansio.connection import ClientConnection
+from .sansio.events import Message, Opened
+from .sansio.frames import BINARY, TEXT
+
+__all__ = ["WebSocketLink"]
+
+
+class WebSocketLink(TransportListener):
+    """One WebSocket connection attempt over the loop.
+
+    Args:
+        loop: the I/O loop.
+        listener: told of open, each message, each write done and the end (exactly once).
+        parsed: the validated URL.
+        display_url: the URL as error messages show it (no credentials).
+        cond: the lock (a condition) guarding the core; the owner may share it.
+        Other keywords: as :class:`~mesiboscript.WebSocket` documents them.
+    """
+
+    def __init__(
+        self,
+        loop: Loop,
+        listener: LinkListener,
+        parsed: ParsedURL,
+        *,
+        display_url: str,
+        protocols: tuple[str, ...] = (),
+        headers: tuple[tuple[str, str], ...] = (),
+        origin: Optional[str] = None,
+        tls: Any = None,
+        proxy: Optional[str] = None,
+        connect_timeout: Optional[float] = 30.0,
+        ping_interval: Optional[float] = None,
+        ping_timeout: Optional[float] = 20.0,
+        close_timeout: float = 5.0,
+        max_size: int,
+        cond: Optional[threading.Condition] = None,
+    ) -> None:
+        self.cond = cond if cond is not None else threading.Condition()
+        self.core = ClientConnection(
+            resource=parsed.resource,
+            host=parsed.host,
+            port=parsed.port,
+            secure=parsed.secure,
+            url=display_url,
+            protocols=protocols,
+            origin=origin,
+            headers=headers,
+            max_size=max_size,
+        )
+        self._loop = loop
+        self._listener = listener
+        self._host = parsed.host
+        self._port = parsed.port
+        self._display_url = display_url
+        self._tls = tls
+        self._proxy = proxy
+        self._connect_timeout = connect_timeout
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._close_timeout = close_timeout
+        self._transport: Optional[Transport] = None
+        self._pump_scheduled = False  # under cond
+        self._pending: deque[object] = deque()  # tokens handed to the transport, not yet written
+        self._rejected: list[object] = []  # tokens of writes the core refused (closing)
+        self._timer: Optional[TimerHandle] = None  # connect, then close timeout
+        self._close_timer_armed = False
+        self._tcp_closing = False
+        self._ping_timer: Optional[TimerHandle] = None
+        self._last_rx = 0.0
+        self._ended = False
+
+    def __repr__(self) -> str:
+        return f"<WebSocketLink {self._display_url} {self.core.state.name}>"
+
+    # -- any thread ------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ReadyState:
+        return self.core.state
+
+    def send_threadsafe(self, opcode: int, payload: Buffer, token: object = None) -> bool:
+        """Queue a message from any thread; False when the core refused it (not OPEN, or our
+        close frame is out). It is written on the I/O thread's next turn, with whatever else was
+        queued meanwhile (one system call for the batch)."""
+        with self.cond:
+            if not self.core.send_message(opcode, payload, token):
+                return False
+            if self._pump_scheduled:
+                return True
+            self._pump_scheduled = True
+        self._loop.call_soon_threadsafe(self._pump)
+        return True
+
+    def close_threadsafe(self, code: Optional[int], reason: bytes) -> None:
+        """Start closing from any thread (the core decides what that means in its state)."""
+        with self.cond:
+            before = self.core.state
+            self.core.send_close(code, reason)
+            if self.core.state is not before:
+                self.cond.notify_all()
+            self._pump_scheduled = True
+        self._loop.call_soon_threadsafe(self._pump)
+
+    # -- Link (I/O thread) -----------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._ended:
+            return
+        if self.core.state is not ReadyState.CONNECTING:  # closed before it started
+            self._pump()
+            return
+        self._transport = Transport(
+            self._loop, self, self._host, self._port, tls=self._tls, proxy=self._proxy
+        )
+        if self._connect_timeout is not None:
+            self._timer = self._loop.call_later(self._connect_timeout, self._on_connect_timeout)
+        self._transport.start()
+
+    def write(self, data: Buffer, token: object = None, *, text: bool = False) -> None:
+        with self.cond:
+            accepted = self.core.send_message(TEXT if text else BINARY, data, token)
+        if not accepted and token is not None:
+            self._rejected.append(token)
+        elif not self._pump_scheduled:
+            self._pump_scheduled = True
+            self._loop.call_soon(self._pump)
+
+    def close(self, code: Optional[int] = 1000, reason: bytes = b"") -> None:
+        self.close_threadsafe(code, reason)
+
+    def abort(self, failure: Optional[BaseException] = None) -> None:
+        if failure is not None:
+            self._core_fail(failure)
+        if self._transport is not None:
+            self._transport.abort()
+        else:
+            self._end(None)
+
+    def pause_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.resume_reading()
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._transport.pending_bytes if self._transport is not None else 0
+
+    @property
+    def socket(self) -> Any:
+        """The connected socket, or ``None`` (tests look at what waits unread in it)."""
+        return self._transport.socket if self._transport is not None else None
+
+    def flush_now(self) -> None:
+        """Write what is queued now, as far as the kernel takes it without blocking."""
+        self._pump()
+        if self._transport is not None:
+            self._transport.flush_now()
+
+    # -- the pump: what the core queued goes out; the core's closing decisions are carried out
+
+    def _pump(self) -> None:
+        with self.cond:
+            self._pump_scheduled = False
+            frames = self.core.data_to_send()
+            state = self.core.state
+            must_close = self.core.must_close_transport
+            opened = self.core.opened
+        transport = self._transport
+        if transport is None:
+            if state >= ReadyState.CLOSING:
+                self._end(None)  # closed or failed before the connection started
+            return
+        if frames:
+            last = len(frames) - 1
+            pending = self._pending
+            for i, (frame, token) in enumerate(frames):
+                if token is not None:
+                    pending.append(token)
+                transport.write(frame, token, i == last)
+        if state < ReadyState.CLOSING or self._ended:
+            return
+        if must_close:
+            if not opened:
+                transport.abort()  # nothing to say to a server that never answered
+                return
+            if not self._tcp_closing:
+                self._tcp_closing = True
+                transport.close()  # after the queue (and our close frame) is written
+        if not self._close_timer_armed:
+            # The server closes TCP first (RFC 6455 7.1.1); a peer that does not, or that stops
+            # reading our close frame, cannot hold the connection past the close timeout.
+            self._close_timer_armed = True
+            self._set_timer(self._close_timeout, self._on_close_timeout)
+
+    def _core_fail(self, failure: BaseException, wire_code: Optional[int] = None) -> None:
+        with self.cond:
+            before = self.core.state
+            self.core.fail(wire_code, failure)
+            if self.core.state is not before:
+                self.cond.notify_all()
+        self._pump()
+
+    # -- transport callbacks (I/O thread) --------------------------------------------------
+
+    def connection_made(self) -> None:
+        with self.cond:
+            self.core.send_request()
+        self._pump()
+
+    def data_received(self, data: bytes) -> None:
+        self._last_rx = time.monotonic()
+        with self.cond:
+            before = self.core.state
+            events = self.core.receive_data(data)
+            if self.core.state is not before:
+                self.cond.notify_all()
+        self._after_input(events)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._last_rx = time.monotonic()
+        with self.cond:
+            before = self.core.state
+            events = self.core.receive_into(nbytes)
+            if self.core.state is not before:
+                self.cond.notify_all()
+        self._after_input(events)
+
+    def _after_input(self, events: list[Any]) -> None:
+        core = self.core
+        want = core.want
+        if want is not None and self._transport is not None:
+            self._transport.read_into(want)
+        listener = self._listener
+        while True:
+            for event in events:
+                if type(event) is Message:
+                    listener.link_data(self, event.data)
+                elif type(event) is Opened:
+                    self._opened()
+                if self._ended:
+                    return
+            if not core.has_held_events:
+                break
+            # A close frame or a violation came after these messages: handle it now that their
+            # handlers have run (what they sent goes out before our close frame).
+            with self.cond:
+                before = core.state
+                events = core.next_events()
+                if core.state is not before:
+                    self.cond.notify_all()
+        # Pongs, a close frame's echo and what handlers sent go out now, in one write.
+        if core.has_data_to_send or core.state >= ReadyState.CLOSING:
+            self._pump()
+
+    def _opened(self) -> None:
+        self._cancel_timer()
+        self._last_rx = time.monotonic()
+        if self._ping_interval is not None:
+            self._ping_timer = self._loop.call_later(self._ping_interval, self._send_ping)
+        self._listener.link_up(self)
+
+    def write_done(self, token: Any) -> None:
+        pending = self._pending
+        if pending and pending[0] is token:
+            pending.popleft()
+        self._listener.link_written(self, token)
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self._end(exc)
+
+    def _end(self, exc: Optional[BaseException]) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._cancel_timer()
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
+        with self.cond:
+            closed = self.core.connection_lost(exc)
+            self.cond.notify_all()
+        unsent = (*self._pending, *self._rejected)
+        self._pending.clear()
+        self._rejected.clear()
+        end = LinkEnd(
+            closed.code, closed.reason, closed.was_clean, closed.failure, closed.cause, unsent
+        )
+        self._listener.link_down(self, end)
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def _set_timer(self, delay: float, callback: Callable[[], None]) -> None:
+        self._cancel_timer()
+        self._timer = self._loop.call_later(delay, callback)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_connect_timeout(self) -> None:
+        self._timer = None
+        self._core_fail(
+            ConnectionFailed(
+                f"timed out after {self._connect_timeout} s opening {self._display_url}",
+                SocketError.SocketTimeoutError,
+            )
+        )
+
+    def _on_close_timeout(self) -> None:
+        self._timer = None
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _send_ping(self) -> None:
+        self._ping_timer = None
+        if self._ended or self._ping_interval is None:
+            return
+        with self.cond:
+            sent = self.core.send_ping()
+        if not sent:
+            return
+        sent_at = time.monotonic()
+        self._pump()
+        if self._ping_timeout is not None:
+            self._loop.call_later(self._ping_timeout, self._check_alive, sent_at)
+        self._ping_timer = self._loop.call_later(self._ping_interval, self._send_ping)
+
+    def _check_alive(self, sent_at: float) -> None:
+        if self._ended or self._last_rx >= sent_at:
+            return
+        self._core_fail(
+            ConnectionFailed(
+                f"no reply within {self._ping_timeout} s of a ping", SocketError.SocketTimeoutError
+            )
+        )
