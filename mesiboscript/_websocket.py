@@ -182,7 +182,6 @@ class WebSocket:
         # Shared with user threads, under _lock.
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._buffered = 0
         # Messages for read() or a late onmessage; past the high water, the socket is not read.
         self._inbox = Inbox(self._cond, _HIGH_WATER_BYTES, _HIGH_WATER_COUNT)
         self._futures: set[Future[None]] = set()
@@ -258,7 +257,7 @@ class WebSocket:
     @property
     def bufferedAmount(self) -> int:
         """Bytes of application data queued by ``send()`` and not yet written to the socket."""
-        return self._buffered
+        return self._link.buffered
 
     @property
     def binaryType(self) -> str:
@@ -403,23 +402,16 @@ class WebSocket:
         self._queue(opcode, payload, None)
 
     def _queue(self, opcode: int, payload: bytes, future: Optional[Future[None]]) -> bool:
-        size = len(payload)
-        with self._lock:
-            self._buffered += size
-            if future is not None:
-                self._futures.add(future)
-        token = (size, future) if size or future is not None else None
-        return self._link.send_threadsafe(opcode, payload, token)
-
-    def _written(self, token: Any) -> None:
-        size, future = token
-        if size:
-            with self._lock:
-                self._buffered -= size
         if future is not None:
-            self._futures.discard(future)
-            if not future.done():
-                future.set_result(None)
+            with self._lock:
+                self._futures.add(future)
+        return self._link.send_threadsafe(opcode, payload, future)
+
+    def _written(self, future: Any) -> None:
+        """The message sent with this Future is wholly in the kernel."""
+        self._futures.discard(future)
+        if not future.done():
+            future.set_result(None)
 
     # -- Dirigible ------------------------------------------------------------------------
 

@@ -88,8 +88,10 @@ class WebSocketLink(TransportListener):
         self._close_timeout = close_timeout
         self._transport: Optional[Transport] = None
         self._pump_scheduled = False  # under cond
-        self._pending: deque[object] = deque()  # tokens handed to the transport, not yet written
+        # What the transport has not written yet: (the owner's token, the payload's size), in order.
+        self._pending: deque[tuple[object, int]] = deque()
         self._rejected: list[object] = []  # tokens of writes the core refused (closing)
+        self.buffered = 0  # bytes of messages accepted for sending, not yet in the kernel (cond)
         self._timer: Optional[TimerHandle] = None  # connect, then close timeout
         self._close_timer_armed = False
         self._tcp_closing = False
@@ -109,9 +111,12 @@ class WebSocketLink(TransportListener):
     def send_threadsafe(self, opcode: int, payload: Buffer, token: object = None) -> bool:
         """Queue a message from any thread; False when the core refused it (not OPEN, or our
         close frame is out). It is written on the I/O thread's next turn, with whatever else was
-        queued meanwhile (one system call for the batch)."""
+        queued meanwhile (one system call for the batch). :attr:`buffered` counts it either way
+        (the standard's ``bufferedAmount`` grows even once closing has begun)."""
+        size = len(payload)
         with self.cond:
-            if not self.core.send_message(opcode, payload, token):
+            self.buffered += size
+            if not self.core.send_message(opcode, payload, (token, size)):
                 return False
             if self._pump_scheduled:
                 return True
@@ -145,8 +150,10 @@ class WebSocketLink(TransportListener):
         self._transport.start()
 
     def write(self, data: Buffer, token: object = None, *, text: bool = False) -> None:
+        size = len(data)
         with self.cond:
-            accepted = self.core.send_message(TEXT if text else BINARY, data, token)
+            self.buffered += size
+            accepted = self.core.send_message(TEXT if text else BINARY, data, (token, size))
         if not accepted and token is not None:
             self._rejected.append(token)
         elif not self._pump_scheduled:
@@ -206,7 +213,7 @@ class WebSocketLink(TransportListener):
             pending = self._pending
             for i, (frame, token) in enumerate(frames):
                 if token is not None:
-                    pending.append(token)
+                    pending.append(token)  # type: ignore[arg-type]
                 transport.write(frame, token, i == last)
         if state < ReadyState.CLOSING or self._ended:
             return
@@ -294,7 +301,11 @@ class WebSocketLink(TransportListener):
         pending = self._pending
         if pending and pending[0] is token:
             pending.popleft()
-        self._listener.link_written(self, token)
+        owner_token, size = token
+        with self.cond:
+            self.buffered -= size
+        if owner_token is not None:
+            self._listener.link_written(self, owner_token)
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         self._end(exc)
@@ -310,7 +321,7 @@ class WebSocketLink(TransportListener):
         with self.cond:
             closed = self.core.connection_lost(exc)
             self.cond.notify_all()
-        unsent = (*self._pending, *self._rejected)
+        unsent = (*(t for t, _ in self._pending if t is not None), *self._rejected)
         self._pending.clear()
         self._rejected.clear()
         end = LinkEnd(
