@@ -786,6 +786,8 @@ class _Conn:
             except TimeoutError:
                 self.rec.end = "handshake_timeout"
                 return False
+            except _ClosedError:  # reset or server stop: _recv recorded which
+                return False
             if not data:
                 self.rec.end = "client_fin_before_request"
                 return False
