@@ -59,7 +59,9 @@ __all__ = [
     "accept_key",
     "close_frame",
     "frame",
+    "handshake_response",
     "make_tls",
+    "parse_client_frames",
     "refused_port",
 ]
 
@@ -395,6 +397,69 @@ class ClientFrame:
         return d
 
 
+def handshake_response(hs: Handshake, key: str, offered: Sequence[str]) -> bytes:
+    """The bytes the server answers a request with (``key``: its Sec-WebSocket-Key; ``offered``:
+    its protocols). ``"status"`` mode: a plain HTTP response, after which the server sends FIN.
+    Shared with the socket-free parity replay, so both see the very same bytes."""
+    if hs.mode == "status":
+        body = f"not a websocket endpoint: {hs.status}\n".encode()
+        return (
+            f"HTTP/1.1 {hs.status}\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode() + body
+    accept = accept_key(key)
+    if hs.mode == "bad_accept":
+        accept = accept_key(key + "x")
+    lines = [
+        f"HTTP/1.1 {hs.status}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Accept: {accept}",
+    ]
+    if hs.protocol == "first":
+        if offered:
+            lines.append(f"Sec-WebSocket-Protocol: {offered[0]}")
+    elif hs.protocol is not None:
+        lines.append(f"Sec-WebSocket-Protocol: {hs.protocol}")
+    if hs.extensions is not None:
+        lines.append(f"Sec-WebSocket-Extensions: {hs.extensions}")
+    lines += [f"{k}: {v}" for k, v in hs.extra_headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def parse_client_frames(buf: bytearray) -> list[ClientFrame]:
+    """The whole frames at the start of ``buf``, unmasked; they are removed from ``buf``."""
+    out: list[ClientFrame] = []
+    while len(buf) >= 2:
+        b0, b1 = buf[0], buf[1]
+        n = b1 & 0x7F
+        pos = 2
+        if n == 126:
+            if len(buf) < 4:
+                break
+            n = struct.unpack("!H", buf[2:4])[0]
+            pos = 4
+        elif n == 127:
+            if len(buf) < 10:
+                break
+            n = struct.unpack("!Q", buf[2:10])[0]
+            pos = 10
+        masked = bool(b1 & 0x80)
+        if masked:
+            if len(buf) < pos + 4:
+                break
+            key = bytes(buf[pos : pos + 4])
+            pos += 4
+        if len(buf) < pos + n:
+            break
+        payload = bytes(buf[pos : pos + n])
+        if masked:
+            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        del buf[: pos + n]
+        out.append(ClientFrame(b0 & 0xF, bool(b0 & 0x80), (b0 >> 4) & 7, masked, payload))
+    return out
+
+
 @dataclass
 class ConnRecord:
     """Everything one connection saw. ``done`` is set when its thread has finished."""
@@ -698,37 +763,8 @@ class _Conn:
     # -- frames --------------------------------------------------------------------------------
 
     def _parse_frames(self) -> list[ClientFrame]:
-        out: list[ClientFrame] = []
-        buf = self.buf
-        while len(buf) >= 2:
-            b0, b1 = buf[0], buf[1]
-            n = b1 & 0x7F
-            pos = 2
-            if n == 126:
-                if len(buf) < 4:
-                    break
-                n = struct.unpack("!H", buf[2:4])[0]
-                pos = 4
-            elif n == 127:
-                if len(buf) < 10:
-                    break
-                n = struct.unpack("!Q", buf[2:10])[0]
-                pos = 10
-            masked = bool(b1 & 0x80)
-            if masked:
-                if len(buf) < pos + 4:
-                    break
-                key = bytes(buf[pos : pos + 4])
-                pos += 4
-            if len(buf) < pos + n:
-                break
-            payload = bytes(buf[pos : pos + n])
-            if masked:
-                payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-            del buf[: pos + n]
-            f = ClientFrame(b0 & 0xF, bool(b0 & 0x80), (b0 >> 4) & 7, masked, payload)
-            self.rec.frames.append(f)
-            out.append(f)
+        out = parse_client_frames(self.buf)
+        self.rec.frames += out
         return out
 
     def _read_frames(self, deadline: float) -> Optional[list[ClientFrame]]:
@@ -749,6 +785,8 @@ class _Conn:
                 data = self._recv(deadline)
             except TimeoutError:
                 self.rec.end = "handshake_timeout"
+                return False
+            except _ClosedError:  # reset or server stop: _recv recorded which
                 return False
             if not data:
                 self.rec.end = "client_fin_before_request"
@@ -772,38 +810,13 @@ class _Conn:
     def _answer(self, hs: Handshake) -> bool:
         """Send the handshake response; True if the script goes on to frames."""
         key = self.rec.headers.get("sec-websocket-key", "")
+        resp = handshake_response(hs, key, self.rec.offered_protocols)
+        self.rec.response = resp
+        self._send(resp)
         if hs.mode == "status":
-            body = f"not a websocket endpoint: {hs.status}\n".encode()
-            resp = (
-                f"HTTP/1.1 {hs.status}\r\nContent-Type: text/plain\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            ).encode() + body
-            self.rec.response = resp
-            self._send(resp)
             self._fin()
             self.rec.end = "server_fin_after_status"
             return False
-        accept = accept_key(key)
-        if hs.mode == "bad_accept":
-            accept = accept_key(key + "x")
-        lines = [
-            f"HTTP/1.1 {hs.status}",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Accept: {accept}",
-        ]
-        offered = self.rec.offered_protocols
-        if hs.protocol == "first":
-            if offered:
-                lines.append(f"Sec-WebSocket-Protocol: {offered[0]}")
-        elif hs.protocol is not None:
-            lines.append(f"Sec-WebSocket-Protocol: {hs.protocol}")
-        if hs.extensions is not None:
-            lines.append(f"Sec-WebSocket-Extensions: {hs.extensions}")
-        lines += [f"{k}: {v}" for k, v in hs.extra_headers]
-        resp = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.rec.response = resp
-        self._send(resp)
         return True
 
     # -- the script --------------------------------------------------------------------------
