@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional, Union, cast
 
 from websocket._handshake import _get_handshake_headers
 
-from . import _sessions
+from . import _lifetime
 from ._constants import ReadyState, SocketError
 from ._events import CloseData, ErrorEvent, Event, MessageData
 from ._exceptions import (
@@ -101,6 +101,7 @@ def _encode(data: object) -> tuple[int, bytes]:
     )
 
 
+@_lifetime.session_type
 class WebSocket(Protocol):
     """A WebSocket client with the browser's (WHATWG) semantics.
 
@@ -139,7 +140,6 @@ class WebSocket(Protocol):
     onerror = HandlerAttribute()
     onclose = HandlerAttribute()
 
-    _is_session = True  # what getSession() looks for
     _protocols: list[str]
     _headers: dict[str, str]
     _origin: Optional[str]
@@ -254,7 +254,7 @@ class WebSocket(Protocol):
                 self._set_attr_handler(type, handler)
 
         self._loop: Loop = get_loop()
-        self._loop.acquire(self)
+        _lifetime.acquire(self, self._shutdown)
         self._loop.call_soon_threadsafe(self._start)
 
     def __repr__(self) -> str:
@@ -631,7 +631,7 @@ class WebSocket(Protocol):
         with self._cond:
             self._state = ReadyState.CLOSED
             self._cond.notify_all()
-        _sessions.unregister_open(self)
+        _lifetime.closed_session(self)
         for future in list(self._futures):
             if not future.done():
                 future.set_exception(ConnectionClosed("the connection closed", code, reason))
@@ -641,7 +641,7 @@ class WebSocket(Protocol):
             self._emit("error", ErrorEvent(error, failure, target=self), (error,))
         close_event = CloseData(code, reason, clean, target=self)
         self._emit("close", close_event, (close_event,))
-        self._loop.release(self)
+        _lifetime.release(self)
 
     # -- I/O thread: connection ------------------------------------------------------------
 
@@ -779,7 +779,7 @@ class WebSocket(Protocol):
                 None,
             )
             return
-        _sessions.register_open(self)
+        _lifetime.open_session(self)
         self._last_rx = time.monotonic()
         if self._ping_interval is not None:
             self._ping_timer = self._loop.call_later(self._ping_interval, self._send_ping)
