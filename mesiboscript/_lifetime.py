@@ -251,9 +251,10 @@ def _like(exc: BaseException) -> BaseException:
 
 
 def _status(exc: BaseException) -> int:
-    """The exit status Python gives an uncaught ``exc`` in the main code (printing a message)."""
+    """The exit status Python gives an uncaught ``exc`` in the main code (printing a message);
+    negative: killed by that signal."""
     if not isinstance(exc, SystemExit):
-        return 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+        return -signal.SIGINT  # killed by SIGINT, as after an uncaught KeyboardInterrupt
     code = exc.code
     if code is None:
         return 0
@@ -320,34 +321,48 @@ def _wait_at_exit() -> None:
     """The atexit hook: keep the process alive while anything is acquired (see the module doc)."""
     if threading.current_thread() is not _main():
         return
+    interrupted = _ended_by_ctrl_c()
     try:
-        if _ended_by_ctrl_c():
+        if interrupted:
             _interrupted()
         else:
             with _cond:
                 _cond.wait_for(lambda: not _owners or _exit is not None)
     except KeyboardInterrupt:
-        _interrupted()
+        _interrupted()  # Ctrl-C while waiting: Python's status stays 0, as before
     except SystemExit:
         pass  # the SIGINT handler raised a handler's exit while this hook waited: below
     exc = exit_requested()
-    if exc is None:
-        return
-    with _cond:
-        _cond.wait_for(lambda: not _owners, SHUTDOWN_WAIT)
-    status = _status(exc)
-    if status == 0:
-        return  # what Python will report anyway: let it finish normally
+    if exc is not None:
+        with _cond:
+            _cond.wait_for(lambda: not _owners, SHUTDOWN_WAIT)
+        status = _status(exc)
+        if status != 0:  # Python has chosen 0 already: only ending here can report it
+            _end_process(status)
+    elif interrupted:
+        # Python would now end by SIGINT (what a shell reports as 130), but any code run by
+        # another thread meanwhile (the closing handshakes import modules) makes CPython forget
+        # the interrupt and exit with 1. End by SIGINT here.
+        _end_process(-signal.SIGINT)
+
+
+def _end_process(status: int) -> None:
+    """End now with ``status`` (negative: killed by that signal): run the exit hooks registered
+    before this one, flush the standard streams, and skip the rest of the interpreter's
+    finalization, as ``os._exit`` does."""
     atexit.unregister(_wait_at_exit)
     try:
-        atexit._run_exitfuncs()  # the hooks registered before this one, as Python would
+        atexit._run_exitfuncs()
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except Exception:
                 pass  # closed or broken: nothing more to save
-        os._exit(status)
+        if status < 0 and hasattr(os, "kill"):
+            signal.signal(-status, signal.SIG_DFL)
+            os.kill(os.getpid(), -status)
+        os._exit(128 - status if status < 0 else status)
 
 
 def _interrupted() -> None:
