@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 from typing import Optional as _Optional
 
+from . import _lifetime
 from ._constants import CloseCode, ReadyState, SocketError
 from ._events import CloseData, ErrorEvent, Event, MessageData
 from ._exceptions import (
@@ -19,8 +20,7 @@ from ._exceptions import (
     MesiboScriptError,
     ProtocolError,
 )
-from ._loop import get_loop as _get_loop
-from ._sessions import getOpenSessions, getSession
+from ._lifetime import getOpenSessions, getSession
 from ._socketio import SocketIO
 from ._state import InvalidArgumentError
 from ._tcp import SendBufferFull, Socket
@@ -60,14 +60,19 @@ def run(timeout: _Optional[float] = None) -> bool:
     """Block until every connection of the process has closed, or ``timeout`` seconds pass.
 
     Returns True when everything closed. Ctrl-C closes every connection with 1001 (going away),
-    waits briefly for the closing handshakes, and re-raises ``KeyboardInterrupt``.
+    waits briefly for the closing handshakes, and re-raises ``KeyboardInterrupt``; so does a
+    handler's ``sys.exit()`` with its ``SystemExit``.
+
+    Raises:
+        RuntimeError: in a handler, whose thread the wait would block.
     """
-    loop = _get_loop()
     try:
-        return loop.wait_idle(timeout)
+        idle = _lifetime.wait_idle(timeout)
     except KeyboardInterrupt:
-        loop.shutdown_all(1001, "")
+        _lifetime.shutdown_all(1001, "")
         raise
+    _lifetime.raise_if_exiting()
+    return idle
 
 
 def __getattr__(name: str) -> _Any:

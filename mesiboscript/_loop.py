@@ -1,17 +1,15 @@
 """The one background I/O thread: a selector loop, timers, a wake-up socket and handler dispatch.
 
 Only this thread touches sockets. Other threads hand it work with :meth:`Loop.call_soon_threadsafe`
-(a deque plus one wake-up byte per batch). User handlers run here, through :meth:`Loop.dispatch`,
-which logs what they raise and goes on.
+(a deque plus one wake-up byte per batch). User handlers run here, through :meth:`Loop.dispatch`
+(a :class:`._dispatch.Dispatcher`: nothing a handler raises ends the thread).
 
-Lifetime: the thread is a daemon, but an :mod:`atexit` hook (run in the main thread once the
-script's main code ends) waits while any connection is CONNECTING, OPEN or CLOSING, like a browser
-tab or a Node script; Ctrl-C there closes every connection with 1001.
+Lifetime: the thread is a daemon; what keeps the process alive while connections are open, and
+how Ctrl-C or a handler's ``sys.exit()`` end it, is :mod:`._lifetime`'s.
 """
 
 from __future__ import annotations
 
-import atexit
 import heapq
 import logging
 import selectors
@@ -21,7 +19,9 @@ import time
 from collections import deque
 from typing import Any, Callable, Optional
 
-__all__ = ["Loop", "TimerHandle", "get_loop", "logger"]
+from ._dispatch import Dispatcher
+
+__all__ = ["Loop", "TimerHandle", "get_loop", "in_io_thread", "logger"]
 
 logger = logging.getLogger("mesiboscript")
 
@@ -66,10 +66,9 @@ class Loop:
         self._wake_w.setblocking(False)
         self._wake_pending = False
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
-        # Connections that keep the process alive; guarded by _cond.
-        self._cond = threading.Condition()
-        self._active: set[Any] = set()
-        self.current: Any = None  # the object whose handler is running (getSession)
+        self._dispatcher = Dispatcher("mesiboscript I/O")
+        #: ``dispatch(owner, handler, *args) -> (ok, result)``: run a user handler (loop thread).
+        self.dispatch = self._dispatcher.run
         self._thread = threading.Thread(target=self._run, name="mesiboscript-io", daemon=True)
         self._thread.start()
         self._resolver = _Resolver(self)
@@ -119,57 +118,10 @@ class Loop:
         except (KeyError, ValueError):
             pass  # never registered, or the socket is already closed
 
-    # -- lifetime ----------------------------------------------------------------------------
-
-    def acquire(self, conn: Any) -> None:
-        """A connection started: keep the process alive until :meth:`release`."""
-        with self._cond:
-            self._active.add(conn)
-
-    def release(self, conn: Any) -> None:
-        with self._cond:
-            self._active.discard(conn)
-            if not self._active:
-                self._cond.notify_all()
-
-    def active(self) -> list[Any]:
-        with self._cond:
-            return list(self._active)
-
-    def wait_idle(self, timeout: Optional[float] = None) -> bool:
-        """Block until no connection is active; False if the timeout passed first."""
-        if self.in_loop_thread():
-            raise RuntimeError("run() cannot wait on the I/O thread it would block")
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._active, timeout)
-
-    def shutdown_all(self, code: int = 1001, reason: str = "", wait: float = 2.0) -> None:
-        """Close every active connection with ``code`` and wait a little for them to finish."""
-        for conn in self.active():
-            conn._shutdown(code, reason)
-        self.wait_idle(wait)
-
-    # -- dispatch ----------------------------------------------------------------------------
-
-    def dispatch(self, owner: Any, handler: Callable[..., Any], *args: Any) -> None:
-        """Run a user handler on the loop thread; log what it raises and go on."""
-        previous, self.current = self.current, owner
-        try:
-            handler(*args)
-        except Exception:
-            name = getattr(handler, "__qualname__", repr(handler))
-            logger.exception("handler %s of %r raised", name, owner)
-        except SystemExit:
-            # sys.exit() in a handler would end the I/O thread, and with it every connection;
-            # exiting is the main thread's decision (close the sockets to let it finish).
-            name = getattr(handler, "__qualname__", repr(handler))
-            logger.exception("handler %s of %r called sys.exit() on the I/O thread", name, owner)
-        finally:
-            self.current = previous
-
     # -- the loop ----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        self._dispatcher.bind()
         select = self._selector.select
         calls = self._calls
         timers = self._timers
@@ -204,8 +156,9 @@ class Loop:
     def _call(self, callback: Callback, args: tuple[Any, ...]) -> None:
         try:
             callback(*args)
-        except Exception:
-            # Library callbacks catch their own errors; reaching here is a bug, never fatal.
+        except BaseException:
+            # Library callbacks catch their own errors (and handlers run in dispatch, which
+            # deals with SystemExit); reaching here is a bug, never fatal to the thread.
             logger.exception("internal error in the mesiboscript I/O thread")
 
     def _drain_wake(self) -> None:
@@ -268,17 +221,10 @@ def get_loop() -> Loop:
         with _loop_lock:
             if _loop is None:
                 _loop = Loop()
-                atexit.register(_wait_at_exit)
     return _loop
 
 
-def _wait_at_exit() -> None:
-    """Keep the process alive while connections are open, as a browser tab or Node would."""
+def in_io_thread() -> bool:
+    """True on the I/O thread (in a client connection's handler)."""
     loop = _loop
-    if loop is None or loop.in_loop_thread():
-        return
-    try:
-        loop.wait_idle()
-    except KeyboardInterrupt:
-        logger.info("interrupted: closing %d connection(s) with 1001", len(loop.active()))
-        loop.shutdown_all(1001, "")
+    return loop is not None and loop.in_loop_thread()

@@ -295,13 +295,8 @@ class SocketIO:
         return listeners if attr is None else [attr, *listeners]
 
     def _call(self, handler: Handler, args: tuple[Any, ...]) -> tuple[bool, Any]:
-        """Run a user handler; log what it raises (with its traceback) and go on."""
-        try:
-            return True, handler(*args)
-        except Exception:
-            name = getattr(handler, "__qualname__", repr(handler))
-            logger.exception("handler %s of %r raised", name, self)
-            return False, None
+        """Run a user handler through the loop's dispatch: ``(ran, result)``."""
+        return self._loop.dispatch(self, handler, *args)
 
     def _fire_once(self, event: str, *args: Any) -> None:
         """Deliver a one-shot event now, or keep it until a handler for it is set."""

@@ -51,6 +51,7 @@ from collections import deque
 from concurrent.futures import Future
 from typing import Any, Callable, Optional, Union
 
+from . import _lifetime
 from ._constants import ReadyState, SocketError
 from ._events import CloseData, MessageData
 from ._exceptions import ConnectionFailed, InvalidStateError
@@ -344,7 +345,7 @@ class Socket:
             self._opened = True
             self._tls = tls
             # Under the lock: a close() from another thread is scheduled after the attempt.
-            self._loop.acquire(self)
+            _lifetime.acquire(self, self._shutdown)
             self._loop.call_soon_threadsafe(self._attempt)
 
     def upgrade(self, timeout: Optional[float] = None) -> bool:
@@ -625,7 +626,7 @@ class Socket:
         holder.append(ws)
         # The Socket keeps the process alive and is what interpreter exit shuts down: the inner
         # WebSocket must not be shut down on its own (a keepalive socket would reconnect).
-        self._loop.release(ws)
+        _lifetime.release(ws)
         self._ws = ws
 
     def _ws_open(self, ws: WebSocket) -> None:
@@ -797,7 +798,7 @@ class Socket:
         if dropped:
             logger.warning("%r: closed with %d sent bytes never written", self, dropped)
         self._dispatch(self.onclose, self)
-        self._loop.release(self)
+        _lifetime.release(self)
 
     def _dispatch(self, handler: Handler, *args: Any) -> None:
         if handler is not None:

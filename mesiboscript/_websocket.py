@@ -17,7 +17,7 @@ import uuid
 from concurrent.futures import Future
 from typing import Any, Callable, Optional, Union
 
-from . import _sessions
+from . import _lifetime
 from ._constants import ReadyState
 from ._events import CloseData, ErrorEvent, Event, MessageData
 from ._exceptions import ConnectionClosed, InvalidStateError, socket_error_for
@@ -80,6 +80,7 @@ def _encode(data: object) -> tuple[int, bytes]:
     )
 
 
+@_lifetime.session_type
 class WebSocket:
     """A WebSocket client with the browser's (WHATWG) semantics.
 
@@ -118,7 +119,6 @@ class WebSocket:
     onerror = HandlerAttribute()
     onclose = HandlerAttribute()
 
-    _is_session = True  # what getSession() looks for
     _protocols: list[str]
     _headers: dict[str, str]
     _origin: Optional[str]
@@ -223,7 +223,7 @@ class WebSocket:
             max_size=max_size,
             cond=self._cond,
         )
-        self._loop.acquire(self)
+        _lifetime.acquire(self, self._shutdown)
         self._loop.call_soon_threadsafe(self._link.start)
 
     def __repr__(self) -> str:
@@ -517,12 +517,12 @@ class WebSocket:
     # -- what the link reports (I/O thread) -------------------------------------------------
 
     def _opened(self) -> None:
-        _sessions.register_open(self)
+        _lifetime.open_session(self)
         self._emit("open", Event("open", target=self))
 
     def _ended(self, end: LinkEnd) -> None:
         self._last_error = end.cause
-        _sessions.unregister_open(self)
+        _lifetime.closed_session(self)
         with self._lock:
             futures = list(self._futures)
             self._futures.clear()
@@ -536,7 +536,7 @@ class WebSocket:
             self._emit("error", ErrorEvent(error, end.failure, target=self), (error,))
         close_event = CloseData(end.code, end.reason, end.was_clean, target=self)
         self._emit("close", close_event, (close_event,))
-        self._loop.release(self)
+        _lifetime.release(self)
 
 
 class _Listener:

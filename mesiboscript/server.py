@@ -15,8 +15,10 @@ A server accepts connections on one port; each accepted connection is handed to
 
 Each server runs one asyncio event loop on one background thread; handlers run on that thread,
 and every method is safe from any thread. A handler that raises is logged with its traceback on the
-``mesiboscript`` logger and nothing else stops. Like a script engine hosting the server, the
-process stays alive while a server is listening; Ctrl-C then closes every server with 1001.
+``mesiboscript`` logger and nothing else stops (``sys.exit()`` in one ends the process, as for a
+client's handler). Like a script engine hosting the server, the process stays alive while a server
+is listening; Ctrl-C then closes every server with 1001. ``getSession()`` in a connection's
+handler returns that connection.
 
 ``websockets`` is an optional dependency: ``pip install "mesiboscript[server]"``.
 """
@@ -24,7 +26,6 @@ process stays alive while a server is listening; Ctrl-C then closes every server
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
 import json
 import logging
@@ -45,9 +46,11 @@ except ImportError as _exc:  # websockets missing, or older than 13 (no asyncio 
         "pip install 'mesiboscript[server]'"
     ) from _exc
 
-from . import _loop as _loop_module
+from . import _lifetime
 from ._constants import ReadyState, SocketError
+from ._dispatch import dispatch
 from ._events import CloseData, MessageData
+from ._loop import in_io_thread
 from ._state import check_close
 
 __all__ = ["ServerWebSocket", "Signal", "WebSocketServer"]
@@ -62,12 +65,8 @@ SERVER_CLOSING = (1001, "Server closing.")
 
 
 def _dispatch(owner: object, handler: Handler, *args: Any) -> None:
-    """Run a user handler; log what it raises (with its traceback) and go on."""
-    try:
-        handler(*args)
-    except Exception:
-        name = getattr(handler, "__qualname__", repr(handler))
-        logger.exception("handler %s of %r raised", name, owner)
+    """Run a user handler on the server's thread (see :mod:`._dispatch`)."""
+    dispatch(owner, handler, *args)
 
 
 class _BackgroundLoop:
@@ -166,6 +165,7 @@ class Signal:
             return list(self._slots)
 
 
+@_lifetime.session_type
 class ServerWebSocket:
     """One accepted connection, with the client ``WebSocket``'s script API.
 
@@ -520,7 +520,7 @@ class WebSocketServer:
         address = next(iter(self._server.sockets)).getsockname()
         self._port: int = address[1]
         self._host = _url_host(address[0])
-        _register(self)
+        _lifetime.acquire(self, self._shutdown)
 
     async def _start(self, host: str, port: int, **options: Any) -> Server:
         return await serve(self._handle, host, port, **options)
@@ -616,6 +616,14 @@ class WebSocketServer:
         else:
             self._closed.wait(self._close_timeout + 10.0)
 
+    def _shutdown(self, code: int, reason: str) -> None:
+        """Close as :meth:`close` does (1001 "Server closing."), without waiting: any thread."""
+        with self._lock:
+            first = not self._closing
+            self._closing = True
+        if first and not self._bg.call_soon(self._schedule_close):
+            self._done()
+
     def _schedule_close(self) -> None:
         self._close_task = asyncio.ensure_future(self._close_and_stop())
 
@@ -640,13 +648,12 @@ class WebSocketServer:
 
     def _done(self) -> None:
         self._closed.set()
-        _unregister(self)
+        _lifetime.release(self)
 
 
 def _on_client_io_thread() -> bool:
     """True in a client WebSocket's handler: the library's one I/O thread."""
-    loop = _loop_module._loop
-    return loop is not None and loop.in_loop_thread()
+    return in_io_thread()
 
 
 def _url_host(address: str) -> str:
@@ -655,37 +662,3 @@ def _url_host(address: str) -> str:
     if address == "::":
         return "[::1]"
     return f"[{address}]" if ":" in address else address
-
-
-# -- process lifetime: a listening server keeps the script alive ---------------------------------
-
-_live: set[WebSocketServer] = set()
-_live_cond = threading.Condition()
-_atexit_registered = False
-
-
-def _register(server: WebSocketServer) -> None:
-    global _atexit_registered
-    with _live_cond:
-        _live.add(server)
-        if not _atexit_registered:
-            _atexit_registered = True
-            atexit.register(_wait_at_exit)
-
-
-def _unregister(server: WebSocketServer) -> None:
-    with _live_cond:
-        _live.discard(server)
-        _live_cond.notify_all()
-
-
-def _wait_at_exit() -> None:
-    """Keep serving after the script's main code ends, until every server is closed."""
-    try:
-        with _live_cond:
-            _live_cond.wait_for(lambda: not _live)
-    except KeyboardInterrupt:
-        servers = list(_live)
-        logger.info("interrupted: closing %d server(s) with 1001", len(servers))
-        for server in servers:
-            server.close()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import mesiboscript
-from mesiboscript._loop import get_loop
+from mesiboscript import _lifetime
 
 from .helpers import TIMEOUT, AsyncServers
 
@@ -67,12 +67,12 @@ def no_leaks() -> Iterator[None]:
     """Every connection a test opened is closed by its end, and no thread is left behind."""
     before = {t for t in threading.enumerate() if t.name != "mesiboscript-dns"}
     yield
-    loop = get_loop()
     # Connections already closing get to finish; any still open after that was leaked.
-    leaked = [ws for ws in loop.active() if ws.readyState < mesiboscript.ReadyState.CLOSING]
-    for ws in leaked:
-        ws._shutdown(1001, "test ended")
-    assert loop.wait_idle(TIMEOUT), f"connections still open: {loop.active()}"
+    closing = mesiboscript.ReadyState.CLOSING
+    leaked = [c for c in _lifetime.active() if getattr(c, "readyState", closing) < closing]
+    if leaked:
+        _lifetime.shutdown_all(1001, "test ended", TIMEOUT)
+    assert _lifetime.wait_idle(TIMEOUT), f"connections still open: {_lifetime.active()}"
     assert not leaked, f"test left connections open: {leaked}"
     assert not mesiboscript.getOpenSessions()
     extra = [

@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional
 import pytest
 
 import mesiboscript
-from mesiboscript import ConnectionFailed, InvalidStateError, ReadyState, SocketError
+from mesiboscript import ConnectionFailed, InvalidStateError, ReadyState, SocketError, _lifetime
 from mesiboscript._tcp import SendBufferFull, Socket
 
 from .helpers import TIMEOUT
@@ -372,7 +372,7 @@ def test_properties_before_and_after_open(socat_echo: int) -> None:
     assert s.keepalive is True
     with pytest.raises(InvalidStateError, match="ondata"):
         s.open()
-    assert s not in mesiboscript._loop.get_loop().active()  # nothing started
+    assert s not in _lifetime.active()  # nothing started
     rec = Recorder(s)
     s.open()
     for name in ("keepalive", "verify_host", "enableSsl"):
@@ -616,18 +616,17 @@ def test_exit_shutdown_closes_a_keepalive_socket_without_reconnecting(
     scheme: str, socat_echo: int, echo_url: str
 ) -> None:
     """What Ctrl-C and interpreter exit do: the loop shuts down every connection it keeps."""
-    loop = mesiboscript._loop.get_loop()
     s = Socket(f"sock://127.0.0.1:{socat_echo}" if scheme == "sock" else echo_url)
     s.keepalive = True
     rec = Recorder(s)
     s.open()
     rec.wait(lambda: rec.connects == 1, "onconnect")
-    assert loop.active() == [s]  # the Socket, not its inner WebSocket, keeps the process alive
-    loop.shutdown_all(1001, "")
+    assert _lifetime.active() == [s]  # the Socket, not its inner WebSocket, keeps the process alive
+    _lifetime.shutdown_all(1001, "")
     rec.wait_closed()
     assert rec.connects == 1
     assert rec.kinds() == ["connect", "close"]
-    assert loop.active() == []
+    assert _lifetime.active() == []
 
 
 # -- TLS ----------------------------------------------------------------------------------

@@ -130,5 +130,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     server_module = sys.modules.get("mesiboscript.server")
     if server_module is None:
         return
-    for server in list(getattr(server_module, "_live", ())):
-        server.close()
+    from mesiboscript import _lifetime
+
+    for owner in _lifetime.active():
+        if isinstance(owner, server_module.WebSocketServer):
+            owner.close()

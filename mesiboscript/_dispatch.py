@@ -1,0 +1,168 @@
+"""Running user handlers: what they raise never ends the thread, and a slow one is reported.
+
+Every thread that runs handlers (the I/O thread, each server's thread) has one
+:class:`Dispatcher`. A handler is the script's code running on a library thread that every
+connection shares, so:
+
+- ``Exception``: logged with its traceback on the ``mesiboscript`` logger; the thread goes on.
+- ``SystemExit`` / ``KeyboardInterrupt``: the script asked the process to end. Raised here it
+  would end only this thread, and with it every connection, while the process lived on; it is
+  handed to :func:`._lifetime.request_exit`, which ends the process as the main thread would.
+- Any other ``BaseException`` (``GeneratorExit``, a custom one): logged; the thread goes on.
+- A handler that holds the thread longer than :data:`SLOW_HANDLER` seconds stalls every other
+  connection: a WARNING names it (its qualified name and its owner's ``repr``), while it still
+  runs (a watchdog thread sees it) or once it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from typing import Any, Callable, Optional
+
+from . import _lifetime
+
+__all__ = ["SLOW_HANDLER", "Dispatcher", "dispatch"]
+
+logger = logging.getLogger("mesiboscript")
+
+#: Seconds a handler may hold its thread before a warning; asyncio's debug mode uses 0.1.
+SLOW_HANDLER = 0.1
+
+Handler = Callable[..., Any]
+_Running = tuple[Any, Handler, float]  # owner, handler, when it started
+
+
+def _name(handler: Handler) -> str:
+    return getattr(handler, "__qualname__", None) or repr(handler)
+
+
+class Dispatcher:
+    """Runs handlers on one thread: call :meth:`bind` on that thread before the first."""
+
+    def __init__(self, thread_name: str) -> None:
+        self.thread_name = thread_name
+        #: (owner, handler, start) of the handler running now, else None; read by getSession()
+        #: and by the watchdog, written only by this dispatcher's thread.
+        self.running: Optional[_Running] = None
+        self.watched = False  # the watchdog polls this dispatcher
+        self.reported: Optional[_Running] = None  # the slow handler already warned about
+
+    def bind(self) -> None:
+        """On the thread that will run handlers: make it known to ``getSession()``."""
+        _lifetime.bind_handler_thread(self)
+        _here.dispatcher = self
+
+    def run(self, owner: Any, handler: Handler, *args: Any) -> tuple[bool, Any]:
+        """Run ``handler(*args)`` for ``owner``: ``(True, result)``, or ``(False, None)`` if it
+        raised (what it raised is dealt with as the module says)."""
+        outer = self.running
+        self.running = running = (owner, handler, time.monotonic())
+        if not self.watched:
+            _watchdog.watch(self)
+        try:
+            return True, handler(*args)
+        except Exception:
+            logger.exception("handler %s of %r raised", _name(handler), owner)
+        except (SystemExit, KeyboardInterrupt) as exc:
+            logger.info(
+                "handler %s of %r raised %s: closing every connection with 1001 and exiting",
+                _name(handler),
+                owner,
+                type(exc).__name__,
+            )
+            _lifetime.request_exit(exc)
+        except BaseException:
+            logger.exception("handler %s of %r raised", _name(handler), owner)
+        finally:
+            self.running = outer
+            elapsed = time.monotonic() - running[2]
+            if elapsed > SLOW_HANDLER and self.reported is not running:
+                self.report(running, elapsed, done=True)
+        return False, None
+
+    def report(self, running: _Running, elapsed: float, done: bool) -> None:
+        """Warn that the handler ``running`` has held this thread for ``elapsed`` seconds."""
+        self.reported = running
+        owner, handler, _ = running
+        logger.warning(
+            "handler %s of %r %s the %s thread for %.0f ms (over %.0f ms): every connection "
+            "waits meanwhile; hand long work to another thread",
+            _name(handler),
+            owner,
+            "held" if done else "has held",
+            self.thread_name,
+            elapsed * 1000,
+            SLOW_HANDLER * 1000,
+        )
+
+
+class _Watchdog:
+    """One daemon thread that reports handlers still running past :data:`SLOW_HANDLER`.
+
+    It polls (every half threshold) only while some dispatcher ran a handler since its last
+    look; an idle process costs it nothing. A dispatcher arms it with :meth:`watch` when it
+    starts a handler unwatched: one flag test per handler on the hot path.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._armed = threading.Event()
+        self._dispatchers: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
+        self._thread: Optional[threading.Thread] = None
+
+    def watch(self, dispatcher: Dispatcher) -> None:
+        dispatcher.watched = True
+        with self._lock:
+            self._dispatchers.add(dispatcher)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="mesiboscript-watchdog", daemon=True
+                )
+                self._thread.start()
+        self._armed.set()
+
+    def _run(self) -> None:
+        while True:
+            self._armed.wait()
+            self._armed.clear()
+            while self._look():
+                time.sleep(SLOW_HANDLER / 2)
+
+    def _look(self) -> bool:
+        """Report what runs too long; stop watching idle dispatchers. True while any is watched."""
+        with self._lock:
+            dispatchers = list(self._dispatchers)
+        watching = False
+        now = time.monotonic()
+        for d in dispatchers:
+            running = d.running
+            if running is None:
+                # Unwatch, then look again: a handler that started in between either saw
+                # watched=False (and re-armed) or is seen here.
+                d.watched = False
+                if d.running is None:
+                    continue
+                d.watched = True
+                running = d.running
+            watching = True
+            if running is not None and d.reported is not running:
+                elapsed = now - running[2]
+                if elapsed > SLOW_HANDLER:
+                    d.report(running, elapsed, done=False)
+        return watching
+
+
+_watchdog = _Watchdog()
+_here = threading.local()
+
+
+def dispatch(owner: Any, handler: Handler, *args: Any) -> tuple[bool, Any]:
+    """Run a handler on this thread with its thread's dispatcher (made on first use)."""
+    dispatcher: Optional[Dispatcher] = getattr(_here, "dispatcher", None)
+    if dispatcher is None:
+        dispatcher = Dispatcher(threading.current_thread().name)
+        dispatcher.bind()
+    return dispatcher.run(owner, handler, *args)
