@@ -26,6 +26,7 @@ import pytest
 
 import mesiboscript
 from mesiboscript import ConnectionFailed, InvalidStateError, ReadyState, SocketError
+from mesiboscript._links import StreamLink
 from mesiboscript._tcp import SendBufferFull, Socket
 
 from .helpers import TIMEOUT
@@ -800,10 +801,9 @@ def test_keepalive_turns_on_tcp_keepalive_probes(socat_echo: int, keepalive: boo
 
     def probe(s: Socket, n: int) -> None:
         link = s._link
-        assert link is not None
-        assert link.transport is not None
-        assert link.transport.socket is not None
-        options.append(link.transport.socket.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
+        assert isinstance(link, StreamLink)
+        assert link.socket is not None
+        options.append(link.socket.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
         s.close()
 
     s = Socket(f"sock://127.0.0.1:{socat_echo}")
