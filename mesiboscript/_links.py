@@ -173,12 +173,9 @@ class StreamLink(Protocol):
         self._transport.start()
 
     def write(self, data: Buffer, token: object = None, *, text: bool = False) -> None:
+        # The transport reports its end at once (connection_lost runs inside whatever closed
+        # it), so while the link is not down its transport is open and takes the write.
         if self._down:
-            return
-        if self._transport.closed:
-            # Ended, and link_down is on its way: this write is unsent.
-            if token is not None:
-                self._writes.append((self._queued, token))
             return
         if token is not None:
             self._writes.append((self._queued, token))

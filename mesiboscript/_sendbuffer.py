@@ -147,7 +147,7 @@ class SendBuffer:
         complete writes in order). The bytes newly written, for ``onwrite``; 0 for a stale
         token."""
         inflight = self._inflight
-        if not any(chunk is token for chunk in inflight):
+        if not inflight or (inflight[0] is not token and all(c is not token for c in inflight)):
             return 0
         size = 0
         while inflight:

@@ -370,13 +370,13 @@ class Socket:
             TypeError: for other types.
         """
         chunk = self._encode(data)
-        with self._lock:
-            state = self._state
+        state = self._state  # a fast, early answer; the buffer's refusal is the one that counts
         if state >= ReadyState.CLOSING:
             raise InvalidStateError(f"send() on a socket that is {state.name}")
         if self._stream and not chunk.size:
             return
-        # The buffer refuses too once close() has begun: the state checked above may be stale.
+        # close() makes the buffer refuse under the socket's lock: a send() that got past the
+        # check above either was pushed before that (and close() writes it) or raises here.
         if self._sendbuf.push(chunk):
             self._loop.call_soon_threadsafe(self._flush)
 
