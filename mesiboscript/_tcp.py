@@ -9,10 +9,11 @@ one :class:`Reconnector`.
 
 Reconnecting (``keepalive=True``): after any end of a connection that ``close()`` did not ask for
 (a reset, the peer's close, a failed ping), the socket goes back to CONNECTING and tries again after
-``retry_delay`` (0.1 s), doubling up to ``max_retry_delay`` (30 s), each delay ±20 % jitter; a
-connection that stayed up 10 s resets the delay. ``onconnect`` fires for every connection;
-``onclose`` fires once, when ``close()`` is called or reconnecting gives up: ``max_attempts``
-failed attempts in a row, or a certificate that fails verification (retrying cannot fix it).
+``retry_delay`` (0.1 s), doubling up to ``max_retry_delay`` (30 s), each delay ±20 % jitter (and
+never above ``max_retry_delay``); a connection that stayed up 10 s resets the delay. ``onconnect``
+fires for every connection; ``onclose`` fires once, when ``close()`` is called or reconnecting
+gives up: ``max_attempts`` failed attempts in a row, or a failure retrying cannot fix (a
+certificate that fails verification; see ``_reconnect.is_fatal``).
 ``last_error`` keeps the last cause. Failed first attempts are retried the same way.
 
 Reading from a script: ``ondata`` is required, and ``read()`` returns only what
