@@ -1,15 +1,19 @@
 """``Socket``: Mesibo's chatbot socket for Python scripts, over ``sock://``, ``socks://``, ``ws://``
 and ``wss://`` with one callback API.
 
-``sock``/``socks`` run on the shared selector loop through :class:`Transport` (no thread per
-socket); ``ws``/``wss`` wrap this library's :class:`WebSocket`, one per connection.
+A ``Socket`` holds one :class:`~mesiboscript._links.Link` at a time (one per connection
+attempt) and talks to it only through that interface: a :class:`StreamLink` for
+``sock``/``socks`` (on the shared selector loop, no thread per socket), a WebSocket link for
+``ws``/``wss``. What was sent lives in one :class:`SendBuffer`; when to reconnect is decided by
+one :class:`Reconnector`.
 
 Reconnecting (``keepalive=True``): after any end of a connection that ``close()`` did not ask for
 (a reset, the peer's close, a failed ping), the socket goes back to CONNECTING and tries again after
-``retry_delay`` (0.1 s), doubling up to ``max_retry_delay`` (30 s), each delay ±20 % jitter; a
-connection that stayed up 10 s resets the delay. ``onconnect`` fires for every connection;
-``onclose`` fires once, when ``close()`` is called or reconnecting gives up: ``max_attempts``
-failed attempts in a row, or a certificate that fails verification (retrying cannot fix it).
+``retry_delay`` (0.1 s), doubling up to ``max_retry_delay`` (30 s), each delay ±20 % jitter (and
+never above ``max_retry_delay``); a connection that stayed up 10 s resets the delay. ``onconnect``
+fires for every connection; ``onclose`` fires once, when ``close()`` is called or reconnecting
+gives up: ``max_attempts`` failed attempts in a row, or a failure retrying cannot fix (a
+certificate that fails verification; see ``_reconnect.is_fatal``).
 ``last_error`` keeps the last cause. Failed first attempts are retried the same way.
 
 Reading from a script: ``ondata`` is required, and ``read()`` returns only what
@@ -42,26 +46,22 @@ What happens to sent data (documented contract, tested in ``tests/test_tcp.py``)
 
 from __future__ import annotations
 
-import functools
-import random
 import ssl
 import threading
 import time
-from collections import deque
-from concurrent.futures import Future
 from typing import Any, Callable, Optional, Union
 
 from . import _lifetime
-from ._constants import ReadyState, SocketError
-from ._events import CloseData, MessageData
-from ._exceptions import ConnectionFailed, InvalidStateError
+from ._constants import ReadyState
+from ._exceptions import InvalidStateError
 from ._inbox import Inbox, not_on_loop
+from ._links import Link, LinkEnd, StreamLink
 from ._loop import Loop, TimerHandle, get_loop, logger
+from ._reconnect import Reconnector, ReconnectPolicy
+from ._sendbuffer import Chunk, SendBuffer, SendBufferFull
 from ._state import parse_url
 from ._tls import make_context
-from ._transport import Buffer, Protocol, Transport
-from ._websocket import WebSocket
-from .sansio.frames import BINARY, TEXT
+from ._wslink import DEFAULT_MAX_SIZE, WebSocketLink
 
 __all__ = ["SendBufferFull", "Socket"]
 
@@ -73,47 +73,37 @@ _HIGH_WATER = 1024 * 1024
 # A connection that stayed up this long resets the reconnect backoff to its first delay.
 _STABLE_AFTER = 10.0
 _JITTER = 0.2
+# ws/wss with keepalive and no ping_interval: ping this often (seconds).
+_KEEPALIVE_PING = 20.0
 
 Handler = Optional[Callable[..., Any]]
 Data = Union[str, bytes]
 
 
-class SendBufferFull(InvalidStateError, BufferError):
-    """``send()`` while disconnected would hold more than ``max_buffer`` bytes."""
+class _Listener:
+    """The socket's :class:`LinkListener`: forwards a link's events while it is the socket's
+    current link, so a stale link can never touch a newer connection."""
 
-
-class _Chunk:
-    """One ``send()`` on its way: its payload (bytes, or a frame's payload for ws), its size in
-    bytes, the opcode for ws (``None`` for streams) and, once queued on a WebSocket, its Future."""
-
-    __slots__ = ("future", "opcode", "payload", "size")
-
-    def __init__(self, payload: Buffer, opcode: Optional[int] = None) -> None:
-        self.payload = payload
-        self.size = len(payload)
-        self.opcode = opcode
-        self.future: Optional[Future[None]] = None
-
-
-class _Link(Protocol):
-    """One ``sock``/``socks`` connection attempt: forwards its transport's events to the socket
-    while it is the current attempt, so a stale transport can never touch a newer connection."""
+    __slots__ = ("_owner",)
 
     def __init__(self, owner: Socket) -> None:
-        self.owner = owner
-        self.transport: Optional[Transport] = None
+        self._owner = owner
 
-    def connection_made(self) -> None:
-        self.owner._link_made(self)
+    def link_up(self, link: Link) -> None:
+        if link is self._owner._link:
+            self._owner._on_link_up(link)
 
-    def data_received(self, data: bytes) -> None:
-        self.owner._link_data(self, data)
+    def link_data(self, link: Link, data: Data) -> None:
+        if link is self._owner._link:
+            self._owner._deliver(data)
 
-    def write_done(self, token: Any) -> None:
-        self.owner._link_written(self, token)
+    def link_written(self, link: Link, token: object) -> None:
+        if link is self._owner._link:
+            self._owner._on_link_written(token)
 
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
-        self.owner._link_lost(self, exc)
+    def link_down(self, link: Link, end: LinkEnd) -> None:
+        if link is self._owner._link:
+            self._owner._on_link_down(end)
 
 
 class Socket:
@@ -229,30 +219,30 @@ class Socket:
         self._cond = threading.Condition(self._lock)
         self._state = ReadyState.CONNECTING
         self._opened = False
-        self._link_up = False  # a connection is up and takes writes
         self._ever_connected = False
-        self._held: deque[_Chunk] = deque()
-        self._held_bytes = 0
-        self._inflight_bytes = 0  # handed to the transport, not yet to the kernel
-        self._flush_scheduled = False
         # What Socket.queue kept for read(); past the high water, the socket is not read.
         self._inbox = Inbox(self._cond, _HIGH_WATER)
         self._last_error: Optional[BaseException] = None
+        # What was sent: held while no link is up, in flight once handed to one (own lock).
+        self._sendbuf = SendBuffer(max_buffer)
 
         # I/O thread only.
         self._loop: Loop = get_loop()
         self._tls: Optional[ssl.SSLContext] = None
-        self._link: Optional[_Link] = None
-        self._ws: Optional[WebSocket] = None
-        self._inflight: deque[_Chunk] = deque()
+        self._listener = _Listener(self)
+        self._link: Optional[Link] = None  # the current connection attempt or connection
+        self._up = False  # ... and it is up
         self._finalized = False
-        self._failures = 0  # attempts in a row that did not connect
-        self._backoff = 0  # how many times the retry delay has doubled
-        self._connected_at = 0.0
-        self._connect_timer: Optional[TimerHandle] = None
+        self._reconnector = Reconnector(
+            ReconnectPolicy(
+                first_delay=min(retry_delay, max_retry_delay),
+                max_delay=max_retry_delay,
+                randomization=_JITTER,
+                stable_after=_STABLE_AFTER,
+                max_attempts=max_attempts,
+            )
+        )
         self._retry_timer: Optional[TimerHandle] = None
-        self._close_timer: Optional[TimerHandle] = None
-        self._close_progress = -1
 
     def __repr__(self) -> str:
         return f"<Socket {self._url} {ReadyState(self._state).name}>"
@@ -272,7 +262,7 @@ class Socket:
     @property
     def bufferedAmount(self) -> int:
         """Bytes sent and not yet taken by the kernel (held, or queued on the connection)."""
-        return self._held_bytes + self._inflight_bytes
+        return self._sendbuf.buffered_amount
 
     @property
     def last_error(self) -> Optional[BaseException]:
@@ -376,33 +366,26 @@ class Socket:
             TypeError: for other types.
         """
         chunk = self._encode(data)
-        with self._lock:
-            if self._state >= ReadyState.CLOSING:
-                raise InvalidStateError(f"send() on a socket that is {self._state.name}")
-            if self._stream and not chunk.size:
-                return
-            if not self._link_up and self._held_bytes + chunk.size > self._max_buffer:
-                raise SendBufferFull(
-                    f"no connection, and {self._held_bytes} bytes are held already: "
-                    f"{chunk.size} more would exceed max_buffer={self._max_buffer}"
-                )
-            self._held.append(chunk)
-            self._held_bytes += chunk.size
-            if self._flush_scheduled or not self._link_up:
-                return
-            self._flush_scheduled = True
-        self._loop.call_soon_threadsafe(self._flush_held)
+        state = self._state  # a fast, early answer; the buffer's refusal is the one that counts
+        if state >= ReadyState.CLOSING:
+            raise InvalidStateError(f"send() on a socket that is {state.name}")
+        if self._stream and not chunk.size:
+            return
+        # close() makes the buffer refuse under the socket's lock: a send() that got past the
+        # check above either was pushed before that (and close() writes it) or raises here.
+        if self._sendbuf.push(chunk):
+            self._loop.call_soon_threadsafe(self._flush)
 
-    def _encode(self, data: object) -> _Chunk:
+    def _encode(self, data: object) -> Chunk:
         if isinstance(data, str):
             try:
                 payload = data.encode("utf-8")
             except UnicodeEncodeError:  # lone surrogates become U+FFFD, as in a browser
                 text = data.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
                 payload = text.encode("utf-8")
-            return _Chunk(payload, None if self._stream else TEXT)
+            return Chunk(payload, text=not self._stream)
         if isinstance(data, (bytes, bytearray, memoryview)):
-            return _Chunk(bytes(data), None if self._stream else BINARY)
+            return Chunk(bytes(data))
         raise TypeError(f"send() takes str or a bytes-like object, not {type(data).__name__}")
 
     # -- receiving for scripts -------------------------------------------------------------
@@ -449,54 +432,28 @@ class Socket:
             if not self._opened:  # nothing to close: no events
                 self._state = ReadyState.CLOSED
                 self._cond.notify_all()
+                self._sendbuf.refuse("send() on a socket that is CLOSED")
                 return
             self._state = ReadyState.CLOSING
+            # Under the lock: a send() that saw OPEN either got in before this or is refused.
+            self._sendbuf.refuse("send() on a socket that is CLOSING")
         self._loop.call_soon_threadsafe(self._begin_close, abandon, code, reason)
 
     def _begin_close(self, abandon: bool, code: int, reason: str) -> None:
         if self._finalized:
             return
-        self._cancel(self._retry_timer)
-        self._retry_timer = None
+        self._cancel_retry()
         self._set_reading(True)
-        link, ws = self._link, self._ws
-        if self._link_up:
-            self._flush_held()
-            if link is not None and link.transport is not None:
-                link.transport.close()
-                if self._link is link:
-                    self._arm_close_timer()
-            elif ws is not None:
-                ws._shutdown(code, reason)
-        elif (link is not None or ws is not None) and self._held and not abandon:
-            pass  # the attempt goes on; connecting writes what is held, then closes
-        elif link is not None and link.transport is not None:
-            link.transport.abort()
-        elif ws is not None:
-            ws.close()
-        else:
-            self._finalize()
-
-    def _arm_close_timer(self) -> None:
         link = self._link
-        if link is None or link.transport is None:
-            return
-        self._close_progress = link.transport.pending_bytes
-        self._close_timer = self._loop.call_later(self._close_timeout, self._check_close, link)
-
-    def _check_close(self, link: _Link) -> None:
-        transport = link.transport
-        if link is not self._link or transport is None or transport.closed:
-            return
-        if transport.pending_bytes == self._close_progress:
-            transport.abort(
-                ConnectionFailed(
-                    f"close(): the peer took no data for {self._close_timeout} s",
-                    SocketError.SocketTimeoutError,
-                )
-            )
-            return
-        self._arm_close_timer()
+        if link is None:
+            self._finalize()  # between attempts: what is held is dropped
+        elif self._up:
+            self._flush()
+            link.close(code, reason.encode("utf-8"))
+        elif self._sendbuf.has_held and not abandon:
+            pass  # the attempt goes on; connecting writes what is held, then closes
+        else:
+            link.abort()
 
     # -- I/O thread: attempts --------------------------------------------------------------
 
@@ -504,206 +461,114 @@ class Socket:
         self._retry_timer = None
         if self._finalized:
             return
-        if self._state >= ReadyState.CLOSING and not self._held:
+        if self._state >= ReadyState.CLOSING and not self._sendbuf.has_held:
             self._finalize()  # closed before the first attempt, with nothing to write
             return
-        if not self._stream:
-            self._attempt_ws()
-            return
-        link = _Link(self)
-        link.transport = Transport(
+        link = self._new_link()
+        self._link = link  # before start(): a failure known at once is reported inside it
+        link.start()
+
+    def _new_link(self) -> Link:
+        parsed = self._parsed
+        if self._stream:
+            return StreamLink(
+                self._loop,
+                self._listener,
+                parsed.host,
+                parsed.port,
+                tls=self._tls,
+                keepalive=self._keepalive,
+                connect_timeout=self._connect_timeout,
+                close_timeout=self._close_timeout,
+            )
+        url = self._url
+        if self._enable_ssl and not parsed.secure:
+            host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+            url = f"wss://{host}:{parsed.port}{parsed.resource}"
+        ping = self._ping_interval
+        if ping is None and self._keepalive:
+            ping = _KEEPALIVE_PING
+        target = parse_url(url)
+        return WebSocketLink(
             self._loop,
-            link,
-            self._parsed.host,
-            self._parsed.port,
+            self._listener,
+            target,
+            display_url=target.display,
             tls=self._tls,
-            keepalive=self._keepalive,
+            connect_timeout=self._connect_timeout,
+            ping_interval=ping,
+            close_timeout=self._close_timeout,
+            max_size=DEFAULT_MAX_SIZE,
         )
-        self._link = link
-        if self._connect_timeout is not None:
-            self._connect_timer = self._loop.call_later(
-                self._connect_timeout, self._on_connect_timeout, link
-            )
-        link.transport.start()
 
-    def _on_connect_timeout(self, link: _Link) -> None:
-        if link is self._link and link.transport is not None and not self._link_up:
-            link.transport.abort(
-                ConnectionFailed(
-                    f"timed out after {self._connect_timeout} s connecting to {self._url}",
-                    SocketError.SocketTimeoutError,
-                )
-            )
+    # -- I/O thread: link events -----------------------------------------------------------
 
-    def _connected(self) -> bool:
-        """The connection is up: flush what is held, then onconnect (or close, if asked)."""
-        self._cancel(self._connect_timer)
-        self._connect_timer = None
+    def _on_link_up(self, link: Link) -> None:
+        """Connected: write what is held, then onconnect (or close, if asked meanwhile)."""
+        self._up = True
+        self._sendbuf.link_up()
         with self._cond:
-            self._link_up = True
             self._ever_connected = True
             closing = self._state >= ReadyState.CLOSING
             if not closing:
                 self._state = ReadyState.OPEN
             self._cond.notify_all()
-        self._connected_at = time.monotonic()
-        self._failures = 0
+        self._reconnector.connected(time.monotonic())
         if self._inbox.paused:  # read() is behind: a new connection waits for it too
-            self._set_reading(False)
-        self._flush_held()
-        return closing
-
-    def _link_made(self, link: _Link) -> None:
-        if link is not self._link:
-            return
-        if self._connected():
-            assert link.transport is not None
-            link.transport.close()
-            if self._link is link:
-                self._arm_close_timer()
+            link.pause_reading()
+        self._flush()
+        if closing:
+            link.close()
             return
         self._dispatch(self.onconnect, self)
 
-    def _link_data(self, link: _Link, data: bytes) -> None:
-        if link is self._link:
-            self._deliver(data)
+    def _on_link_written(self, token: object) -> None:
+        size = self._sendbuf.written(token)
+        if size:
+            self._dispatch(self.onwrite, self, size)
 
-    def _link_written(self, link: _Link, token: Any) -> None:
-        if link is not self._link:
-            return
-        inflight = self._inflight
-        while inflight:  # in order: the transport completes writes first in, first out
-            chunk = inflight.popleft()
-            self._written(chunk.size)
-            if chunk is token:
-                break
-
-    def _link_lost(self, link: _Link, exc: Optional[BaseException]) -> None:
-        if link is not self._link:
-            return
+    def _on_link_down(self, end: LinkEnd) -> None:
+        """A connection (or an attempt) ended: hold unsent data again, then retry or finish."""
+        was_up, self._up = self._up, False
         self._link = None
-        transport = link.transport
-        assert transport is not None
-        # The transport dropped what the kernel had not taken: the last `unsent` bytes of the
-        # chunks in flight. Hold them again; report what the kernel took.
-        unsent = transport.pending_bytes if self._link_up else 0
-        again: list[_Chunk] = []
-        taken = 0
-        while self._inflight and unsent > 0:
-            chunk = self._inflight.pop()
-            if chunk.size <= unsent:
-                again.append(chunk)
-                unsent -= chunk.size
+        taken = self._sendbuf.link_down(end.unsent, end.unsent_offset)
+        if taken:
+            self._dispatch(self.onwrite, self, taken)
+        cause = end.cause
+        if cause is not None:
+            self._last_error = cause
+        if self._state >= ReadyState.CLOSING or not self._keepalive:
+            self._finalize()
+            return
+        if was_up:
+            delay = self._reconnector.lost(time.monotonic(), cause)
+        else:
+            delay = self._reconnector.failed(cause)
+        if delay is None:
+            if self._reconnector.stop_reason == "max_attempts":
+                logger.warning(
+                    "%r: %d connection attempts failed; giving up", self, self._reconnector.failures
+                )
             else:
-                taken = chunk.size - unsent
-                again.append(_Chunk(memoryview(chunk.payload)[taken:]))
-                unsent = 0
-        taken += sum(chunk.size for chunk in self._inflight)  # none, unless marks were missed
-        self._inflight.clear()
-        again.reverse()
-        self._link_down(exc, again, taken)
-
-    # -- I/O thread: ws/wss ----------------------------------------------------------------
-
-    def _attempt_ws(self) -> None:
-        url = self._url
-        if self._enable_ssl and not self._parsed.secure:
-            host = f"[{self._parsed.host}]" if ":" in self._parsed.host else self._parsed.host
-            url = f"wss://{host}:{self._parsed.port}{self._parsed.resource}"
-        ping = self._ping_interval
-        if ping is None and self._keepalive:
-            ping = 20.0
-        holder: list[WebSocket] = []
-        ws = WebSocket(
-            url,
-            ssl_context=self._tls,
-            connect_timeout=self._connect_timeout,
-            ping_interval=ping,
-            onopen=lambda: self._ws_open(holder[0]),
-            onmessage=lambda event: self._ws_message(holder[0], event),
-            onclose=lambda event: self._ws_closed(holder[0], event),
-        )
-        holder.append(ws)
-        # The Socket keeps the process alive and is what interpreter exit shuts down: the inner
-        # WebSocket must not be shut down on its own (a keepalive socket would reconnect).
-        _lifetime.release(ws)
-        self._ws = ws
-
-    def _ws_open(self, ws: WebSocket) -> None:
-        if ws is not self._ws:
+                logger.warning("%r: %s; not retrying", self, cause)
+            self._finalize()
             return
-        if self._connected():
-            ws.close(1000)
-            return
-        self._dispatch(self.onconnect, self)
-
-    def _ws_message(self, ws: WebSocket, event: MessageData) -> None:
-        if ws is self._ws:
-            self._deliver(event.data)
-
-    def _ws_written(self, ws: WebSocket, chunk: _Chunk, future: Future[None]) -> None:
-        if ws is not self._ws or future.exception() is not None:
-            return  # a message that was not written is held again when the close event comes
-        try:
-            self._inflight.remove(chunk)
-        except ValueError:
-            return
-        self._written(chunk.size)
-
-    def _ws_closed(self, ws: WebSocket, event: CloseData) -> None:
-        if ws is not self._ws:
-            return
-        self._ws = None
-        # Every Future is done by now: those that failed were not completely written.
-        again = [
-            c
-            for c in self._inflight
-            if c.future is None or not c.future.done() or c.future.exception() is not None
-        ]
-        self._inflight.clear()
-        for chunk in again:
-            chunk.future = None
-        exc = None if event.wasClean else ws.last_error
-        if (
-            isinstance(exc, ConnectionFailed)
-            and exc.error == SocketError.OperationError
-            and self._state >= ReadyState.CLOSING
-        ):
-            exc = None  # our own close() while the WebSocket was connecting
-        elif exc is None and not event.wasClean:
-            exc = ConnectionFailed(
-                f"the WebSocket closed with {event.code}", SocketError.RemoteHostClosedError
-            )
-        self._link_down(exc, again, 0)
+        if was_up:
+            logger.info("%r: connection lost (%s); reconnecting", self, cause or "closed by peer")
+        with self._cond:
+            if self._state == ReadyState.OPEN:
+                self._state = ReadyState.CONNECTING
+        self._retry_timer = self._loop.call_later(delay, self._attempt)
 
     # -- I/O thread: data ------------------------------------------------------------------
 
-    def _flush_held(self) -> None:
-        with self._lock:
-            self._flush_scheduled = False
-            if not self._link_up or not self._held:
-                return
-            chunks, self._held = self._held, deque()
-            self._inflight_bytes += self._held_bytes
-            self._held_bytes = 0
-        link, ws = self._link, self._ws
+    def _flush(self) -> None:
+        link = self._link
+        chunks = self._sendbuf.take()
+        if link is None:
+            return
         for chunk in chunks:
-            self._inflight.append(chunk)
-            if link is not None and link.transport is not None:
-                link.transport.write(chunk.payload, chunk)
-            elif ws is not None:
-                assert chunk.opcode is not None
-                future: Future[None] = Future()
-                future.set_running_or_notify_cancel()
-                if ws._queue(chunk.opcode, bytes(chunk.payload), future):
-                    chunk.future = future
-                    future.add_done_callback(functools.partial(self._ws_written, ws, chunk))
-
-    def _written(self, size: int) -> None:
-        with self._lock:
-            self._inflight_bytes -= size
-        if size:
-            self._dispatch(self.onwrite, self, size)
+            link.write(chunk.payload, chunk, text=chunk.text)
 
     def _deliver(self, data: Data) -> None:
         handler = self.ondata
@@ -722,89 +587,35 @@ class Socket:
     def _set_reading(self, on: bool) -> None:
         if not on and not self._inbox.paused:
             return  # read() caught up before this ran
-        link, ws = self._link, self._ws
-        transport = link.transport if link is not None else None
-        if transport is None and ws is not None:
+        link = self._link
+        if link is not None:
             if on:
-                ws._link.resume_reading()
+                link.resume_reading()
             else:
-                ws._link.pause_reading()
-        elif transport is not None:
-            if on:
-                transport.resume_reading()
-            else:
-                transport.pause_reading()
+                link.pause_reading()
 
-    # -- I/O thread: drops, retries, the end -----------------------------------------------
-
-    def _link_down(self, exc: Optional[BaseException], again: list[_Chunk], taken: int) -> None:
-        """A connection (or an attempt) ended: hold unsent data again, then retry or finish."""
-        self._cancel(self._connect_timer)
-        self._cancel(self._close_timer)
-        self._connect_timer = self._close_timer = None
-        with self._cond:
-            was_up = self._link_up
-            self._link_up = False
-            self._held.extendleft(reversed(again))
-            self._held_bytes += sum(chunk.size for chunk in again)
-            self._inflight_bytes = 0
-            closing = self._state >= ReadyState.CLOSING
-        if taken:
-            self._dispatch(self.onwrite, self, taken)
-        if exc is not None:
-            self._last_error = exc
-        if closing or not self._keepalive:
-            self._finalize()
-            return
-        if was_up:
-            if time.monotonic() - self._connected_at >= _STABLE_AFTER:
-                self._backoff = 0
-            logger.info("%r: connection lost (%s); reconnecting", self, exc or "closed by peer")
-        else:
-            self._failures += 1
-            cause = exc.__cause__ if exc is not None else None
-            if isinstance(cause, ssl.SSLCertVerificationError):
-                logger.warning("%r: certificate verification failed; not retrying", self)
-                self._finalize()
-                return
-            if self._max_attempts is not None and self._failures >= self._max_attempts:
-                logger.warning("%r: %d connection attempts failed; giving up", self, self._failures)
-                self._finalize()
-                return
-        with self._cond:
-            if self._state == ReadyState.OPEN:
-                self._state = ReadyState.CONNECTING
-        delay = min(self._max_retry_delay, self._retry_delay * 2.0**self._backoff)
-        delay *= random.uniform(1.0 - _JITTER, 1.0 + _JITTER)
-        if delay < self._max_retry_delay:
-            self._backoff += 1
-        self._retry_timer = self._loop.call_later(delay, self._attempt)
+    # -- I/O thread: the end ---------------------------------------------------------------
 
     def _finalize(self) -> None:
         if self._finalized:
             return
         self._finalized = True
-        for timer in (self._connect_timer, self._retry_timer, self._close_timer):
-            self._cancel(timer)
-        self._connect_timer = self._retry_timer = self._close_timer = None
+        self._cancel_retry()
         with self._cond:
             self._state = ReadyState.CLOSED
-            self._link_up = False
-            dropped = self._held_bytes
-            self._held.clear()
-            self._held_bytes = 0
-            self._inflight_bytes = 0
+            self._sendbuf.refuse("send() on a socket that is CLOSED")
             self._cond.notify_all()
+        dropped = self._sendbuf.drop()
         if dropped:
             logger.warning("%r: closed with %d sent bytes never written", self, dropped)
         self._dispatch(self.onclose, self)
         _lifetime.release(self)
 
+    def _cancel_retry(self) -> None:
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
+
     def _dispatch(self, handler: Handler, *args: Any) -> None:
         if handler is not None:
             self._loop.dispatch(self, handler, *args)
-
-    @staticmethod
-    def _cancel(timer: Optional[TimerHandle]) -> None:
-        if timer is not None:
-            timer.cancel()

@@ -27,12 +27,11 @@ from ._loop import Loop, get_loop
 from ._state import ParsedURL, check_close, check_header, parse_protocols, parse_url
 from ._tls import make_context
 from ._transport import parse_proxy
-from ._wslink import WebSocketLink
+from ._wslink import DEFAULT_MAX_SIZE, WebSocketLink
 from .sansio.frames import BINARY, TEXT
 
 __all__ = ["DEFAULT_MAX_SIZE", "HandlerAttribute", "WebSocket"]
 
-DEFAULT_MAX_SIZE = 16 * 1024 * 1024
 # Messages waiting for a handler or read(): past the high-water mark the socket is not read
 # (TCP backpressure reaches the server); reading resumes under the low-water mark.
 _HIGH_WATER_BYTES = 1024 * 1024

@@ -21,15 +21,17 @@ from typing import Any, Callable, Optional
 
 from ._constants import ReadyState, SocketError
 from ._exceptions import ConnectionFailed
-from ._links import Buffer, LinkEnd, LinkListener
+from ._links import LinkEnd, LinkListener
 from ._loop import Loop, TimerHandle
 from ._state import ParsedURL
-from ._transport import Transport, TransportListener
+from ._transport import Buffer, Transport, TransportListener
 from .sansio.connection import ClientConnection
 from .sansio.events import Message, Opened
 from .sansio.frames import BINARY, TEXT
 
-__all__ = ["WebSocketLink"]
+__all__ = ["DEFAULT_MAX_SIZE", "WebSocketLink"]
+
+DEFAULT_MAX_SIZE = 16 * 1024 * 1024  # the largest message accepted unless told otherwise
 
 
 class WebSocketLink(TransportListener):
@@ -60,7 +62,7 @@ class WebSocketLink(TransportListener):
         ping_interval: Optional[float] = None,
         ping_timeout: Optional[float] = 20.0,
         close_timeout: float = 5.0,
-        max_size: int,
+        max_size: int = DEFAULT_MAX_SIZE,
         cond: Optional[threading.Condition] = None,
     ) -> None:
         self.cond = cond if cond is not None else threading.Condition()
@@ -98,6 +100,7 @@ class WebSocketLink(TransportListener):
         self._ping_timer: Optional[TimerHandle] = None
         self._last_rx = 0.0
         self._ended = False
+        self._aborted: Optional[tuple[Optional[BaseException]]] = None  # (failure,) once aborted
 
     def __repr__(self) -> str:
         return f"<WebSocketLink {self._display_url} {self.core.state.name}>"
@@ -161,11 +164,19 @@ class WebSocketLink(TransportListener):
             self._loop.call_soon(self._pump)
 
     def close(self, code: Optional[int] = 1000, reason: bytes = b"") -> None:
-        self.close_threadsafe(code, reason)
+        """The owner's graceful close: the closing handshake once open; before that, as
+        :meth:`abort` with no failure (there is nothing to close gracefully)."""
+        if self.core.state is ReadyState.CONNECTING:
+            self.abort()
+        else:
+            self.close_threadsafe(code, reason)
 
     def abort(self, failure: Optional[BaseException] = None) -> None:
-        if failure is not None:
-            self._core_fail(failure)
+        """End now, dropping what is queued. The owner asked for it: the end reports ``failure``
+        (and no other) as its failure and cause."""
+        if self._ended or self._aborted is not None:
+            return
+        self._aborted = (failure,)
         if self._transport is not None:
             self._transport.abort()
         else:
@@ -324,9 +335,10 @@ class WebSocketLink(TransportListener):
         unsent = (*(t for t, _ in self._pending if t is not None), *self._rejected)
         self._pending.clear()
         self._rejected.clear()
-        end = LinkEnd(
-            closed.code, closed.reason, closed.was_clean, closed.failure, closed.cause, unsent
-        )
+        failure, cause = closed.failure, closed.cause
+        if self._aborted is not None:
+            failure = cause = self._aborted[0]
+        end = LinkEnd(closed.code, closed.reason, closed.was_clean, failure, cause, unsent)
         self._listener.link_down(self, end)
 
     # -- timers ----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import pytest
 
 import mesiboscript
 from mesiboscript import ConnectionFailed, InvalidStateError, ReadyState, SocketError, _lifetime
+from mesiboscript._links import StreamLink
 from mesiboscript._tcp import SendBufferFull, Socket
 
 from .helpers import TIMEOUT
@@ -698,6 +699,26 @@ def test_unknown_ca_fails_and_closes(cert_files: dict[str, str]) -> None:
     assert isinstance(error.__cause__, ssl.SSLCertVerificationError)
 
 
+def test_keepalive_does_not_retry_a_certificate_that_fails(
+    cert_files: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Retrying cannot fix a certificate: the reconnect policy calls it fatal, and a keepalive
+    socket closes after the first attempt."""
+    with StdServer(echo_forever, tls=server_tls(cert_files)) as server:
+        s = Socket(f"socks://localhost:{server.port}")  # certifi's CAs: ours is unknown
+        s.keepalive = True
+        rec = Recorder(s)
+        with caplog.at_level(logging.WARNING, logger="mesiboscript"):
+            s.open()
+            rec.wait_closed()
+        attempts = server.count
+    assert attempts == 1
+    assert rec.kinds() == ["close"]
+    assert isinstance(s.last_error, ConnectionFailed)
+    assert isinstance(s.last_error.__cause__, ssl.SSLCertVerificationError)
+    assert "not retrying" in caplog.text
+
+
 def test_wrong_hostname_fails(cert_files: dict[str, str], other_cert_files: dict[str, str]) -> None:
     with StdServer(echo_forever, tls=server_tls(other_cert_files)) as server:
         s = Socket(f"socks://127.0.0.1:{server.port}", cafile=cert_files["ca"])
@@ -799,10 +820,9 @@ def test_keepalive_turns_on_tcp_keepalive_probes(socat_echo: int, keepalive: boo
 
     def probe(s: Socket, n: int) -> None:
         link = s._link
-        assert link is not None
-        assert link.transport is not None
-        assert link.transport.socket is not None
-        options.append(link.transport.socket.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
+        assert isinstance(link, StreamLink)
+        assert link.socket is not None
+        options.append(link.socket.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
         s.close()
 
     s = Socket(f"sock://127.0.0.1:{socat_echo}")
