@@ -124,7 +124,7 @@ class EventTarget:
         holds messages that wait for a message handler (or ``read()``), if the owner has one."""
         self._ev_loop = loop
         self._ev_lock = lock
-        self._inbox = inbox
+        self._ev_inbox = inbox
         self._listeners: dict[str, list[Any]] = {}  # replaced, never mutated
         self._attr_handlers: dict[str, Handler] = {}
         self._fired: dict[str, _Fired] = {}
@@ -201,7 +201,7 @@ class EventTarget:
         held = self._held
         if held is not None and held.get(type):
             return True
-        inbox = self._inbox
+        inbox = self._ev_inbox
         return type == "message" and inbox is not None and bool(inbox.items)
 
     def _schedule_pending(self) -> None:
@@ -216,6 +216,17 @@ class EventTarget:
         if state is not None and self._ev_loop.in_loop_thread():
             return state
         return None
+
+    def _closing_at_event(self, closing: Any) -> Any:
+        """``close()`` was called: the state the running handler saw (``None`` outside one), and
+        from now on its event's later handlers see ``closing`` (if that is further along).
+
+        Call it with the owner's lock held, where the owner decides whether to close.
+        """
+        state = self._state_at_event()
+        if state is not None and state < closing:
+            self._event_state = closing
+        return state
 
     def _fire(
         self,
@@ -311,7 +322,7 @@ class EventTarget:
         older messages wait). True when the inbox is past its mark: stop reading now."""
         if self._late:
             self._deliver_pending()
-        inbox = self._inbox
+        inbox = self._ev_inbox
         assert inbox is not None
         listeners = self._listeners.get("message")
         if inbox.items or not listeners:
@@ -341,7 +352,7 @@ class EventTarget:
         """Deliver what waited for a handler, in the order it happened (I/O thread)."""
         self._late = False
         pending = list(self._fired.items())  # in the order they fired
-        inbox = self._inbox
+        inbox = self._ev_inbox
         delivered_messages = False
         index = 0
         while True:
