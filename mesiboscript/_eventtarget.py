@@ -189,6 +189,10 @@ class EventTarget:
         if waiting:
             self._schedule_pending()
 
+    def _listeners_of(self, type: str) -> list[Handler]:
+        """The listeners of ``type`` (not the ``on<type>`` attribute), in order."""
+        return [x for x in self._listeners.get(type, ()) if x is not _ATTR]
+
     def _has_handlers(self, type: str) -> bool:
         """Whether any handler or listener is set for ``type``."""
         return bool(self._listeners.get(type))
@@ -423,7 +427,9 @@ class StrictHandlers:
     no hot path assigns attributes.
     """
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name[:2] == "on" and isinstance(self, EventTarget) and not hasattr(type(self), name):
-            raise self._unknown_handler(name)
-        object.__setattr__(self, name, value)
+    if not TYPE_CHECKING:  # so that mypy still flags unknown attributes itself
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            if name[:2] == "on" and isinstance(self, EventTarget) and not hasattr(type(self), name):
+                raise self._unknown_handler(name)
+            object.__setattr__(self, name, value)

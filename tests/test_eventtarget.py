@@ -432,13 +432,13 @@ def test_captured_handler_keeps_its_name_for_the_log(loop: StepLoop) -> None:
 def test_unknown_on_attribute_raises_with_a_hint(loop: StepLoop) -> None:
     t = Strict(loop)
     with pytest.raises(AttributeError, match="did you mean 'onopen'"):
-        t.onOpen = lambda: None
+        t.onOpen = lambda: None  # type: ignore[attr-defined]
     with pytest.raises(AttributeError, match="did you mean 'onmessage'"):
-        t.onmesage = lambda event: None
+        t.onmesage = lambda event: None  # type: ignore[attr-defined]
     with pytest.raises(AttributeError, match="handlers: onclose, onmessage, onopen"):
-        t.onxyzzy = 1
+        t.onxyzzy = 1  # type: ignore[attr-defined]
     t.onopen = lambda: None  # the real ones work
-    t.other = 1  # other names are not checked
+    t.other = 1  # type: ignore[attr-defined]  # other names are not checked
     assert t.other == 1  # type: ignore[attr-defined]
 
 
