@@ -34,7 +34,7 @@ from ._events import MessageData
 if TYPE_CHECKING:
     from ._inbox import Inbox
 
-__all__ = ["EventHandler", "EventTarget", "StrictHandlers"]
+__all__ = ["DOMEventTarget", "EventHandler", "EventTarget", "StrictHandlers"]
 
 Handler = Callable[..., Any]
 _ATTR: Any = object()  # the place of the on<type> handler among a type's listeners
@@ -105,7 +105,7 @@ class EventTarget:
 
     Subclasses call :meth:`_init_events` in their constructor, before any handler is set, and
     declare their handler attributes with :class:`EventHandler`. The underscore methods below are
-    the interface for subclasses; ``addEventListener`` and ``removeEventListener`` are public.
+    the interface for subclasses (:class:`DOMEventTarget` adds the DOM's public methods).
 
     Class attributes a subclass may set:
 
@@ -127,23 +127,15 @@ class EventTarget:
         self._ev_inbox = inbox
         self._listeners: dict[str, list[Any]] = {}  # replaced, never mutated
         self._attr_handlers: dict[str, Handler] = {}
-        self._fired: dict[str, _Fired] = {}
-        self._held: Optional[dict[str, deque[tuple[int, Any]]]] = None
-        self._seq = 0  # orders what late delivery replays (I/O thread)
-        self._inbox_seq = 0  # where the waiting messages sit in that order
+        self._ev_fired: dict[str, _Fired] = {}
+        self._ev_held: Optional[dict[str, deque[tuple[int, Any]]]] = None
+        self._ev_seq = 0  # orders what late delivery replays (I/O thread)
+        self._ev_inbox_seq = 0  # where the waiting messages sit in that order
         # Something waits for a handler just set: deliver it before any newer event.
-        self._late = False
+        self._ev_late = False
         self._event_state: Any = None
 
     # -- handlers (any thread) -------------------------------------------------------------
-
-    def addEventListener(self, type: str, listener: Handler) -> None:
-        """Call ``listener(event)`` for each event of ``type``; adding it twice does nothing."""
-        self._add_listener(type, listener)
-
-    def removeEventListener(self, type: str, listener: Handler) -> None:
-        """Stop calling ``listener`` for ``type``; unknown listeners are ignored."""
-        self._remove_listener(type, listener)
 
     def _add_listener(self, type: str, listener: Handler) -> None:
         if not callable(listener):
@@ -200,16 +192,16 @@ class EventTarget:
     def _is_waiting(self, type: str) -> bool:
         # Called with the lock held, after the handler was added; the I/O thread records an
         # event before it reads the listeners, so one of the two sides always sees the other.
-        if type in self._fired:
+        if type in self._ev_fired:
             return True
-        held = self._held
+        held = self._ev_held
         if held is not None and held.get(type):
             return True
         inbox = self._ev_inbox
         return type == "message" and inbox is not None and bool(inbox.items)
 
     def _schedule_pending(self) -> None:
-        self._late = True
+        self._ev_late = True
         self._ev_loop.call_soon_threadsafe(self._deliver_pending)
 
     # -- firing (I/O thread) ---------------------------------------------------------------
@@ -275,19 +267,19 @@ class EventTarget:
     ) -> None:
         """Fire a one-shot event (open, error, close) and remember it: a handler set later still
         gets it, once."""
-        if self._late:
+        if self._ev_late:
             self._deliver_pending()  # what happened earlier goes first
-        self._seq += 1
-        fired = _Fired(self._seq, args, listener_args)
-        self._fired.pop(type, None)  # a type fired again moves to its new place in the order
-        self._fired[type] = fired
+        self._ev_seq += 1
+        fired = _Fired(self._ev_seq, args, listener_args)
+        self._ev_fired.pop(type, None)  # a type fired again moves to its new place in the order
+        self._ev_fired[type] = fired
         self._fire(type, args, listener_args, fired.done)
 
     def _dispatch_event(
         self, type: str, args: tuple[Any, ...] = (), listener_args: Optional[tuple[Any, ...]] = None
     ) -> bool:
         """Fire a repeating event now, remembering nothing. False when no handler is set."""
-        if self._late:
+        if self._ev_late:
             self._deliver_pending()
         return self._fire(type, args, listener_args)
 
@@ -297,21 +289,21 @@ class EventTarget:
         Not held, the caller delivers it now. Held items go to :meth:`_deliver_held` once a
         handler is set, oldest first.
         """
-        if self._late:
+        if self._ev_late:
             self._deliver_pending()
         with self._ev_lock:
-            held = self._held
+            held = self._ev_held
             queue = held.get(type) if held is not None else None
             if not queue and self._listeners.get(type):
                 return False
             if held is None:
-                held = self._held = {}
+                held = self._ev_held = {}
             if queue is None:
                 queue = held[type] = deque(maxlen=self._MAX_HELD)
             if len(queue) == queue.maxlen:
                 self._dropping_held(type)
-            self._seq += 1
-            queue.append((self._seq, item))
+            self._ev_seq += 1
+            queue.append((self._ev_seq, item))
             return True
 
     def _dropping_held(self, type: str) -> None:
@@ -324,14 +316,14 @@ class EventTarget:
     def _deliver_message(self, data: Union[str, bytes]) -> bool:
         """A message arrived (I/O thread): fire it, or keep it in the inbox (no handler yet, or
         older messages wait). True when the inbox is past its mark: stop reading now."""
-        if self._late:
+        if self._ev_late:
             self._deliver_pending()
         inbox = self._ev_inbox
         assert inbox is not None
         listeners = self._listeners.get("message")
         if inbox.items or not listeners:
             if not inbox.items:
-                self._inbox_seq = self._seq
+                self._ev_inbox_seq = self._ev_seq
             pause = inbox.put(data)
             if self._listeners.get("message"):
                 # A handler set while this was decided: it must not wait for the next message.
@@ -354,8 +346,8 @@ class EventTarget:
 
     def _deliver_pending(self) -> None:
         """Deliver what waited for a handler, in the order it happened (I/O thread)."""
-        self._late = False
-        pending = list(self._fired.items())  # in the order they fired
+        self._ev_late = False
+        pending = list(self._ev_fired.items())  # in the order they fired
         inbox = self._ev_inbox
         delivered_messages = False
         index = 0
@@ -369,11 +361,11 @@ class EventTarget:
                 inbox is not None
                 and inbox.items
                 and self._listeners.get("message")
-                and (not best_kind or self._inbox_seq < best_seq)
+                and (not best_kind or self._ev_inbox_seq < best_seq)
             ):
-                best_seq, best_kind, best_type = self._inbox_seq, "message", "message"
-            if self._held:
-                for type, queue in self._held.items():
+                best_seq, best_kind, best_type = self._ev_inbox_seq, "message", "message"
+            if self._ev_held:
+                for type, queue in self._ev_held.items():
                     if queue and self._listeners.get(type):
                         seq = queue[0][0]
                         if not best_kind or seq < best_seq:
@@ -391,7 +383,7 @@ class EventTarget:
                 self._fire("message", (event,))
             else:
                 with self._ev_lock:
-                    queue = self._held[best_type] if self._held else deque()
+                    queue = self._ev_held[best_type] if self._ev_held else deque()
                     if not queue:
                         continue
                     item = queue.popleft()[1]
@@ -420,11 +412,24 @@ class EventTarget:
         return AttributeError(f"{type(self).__name__} has no handler {name!r}{hint}")
 
 
+class DOMEventTarget(EventTarget):
+    """An :class:`EventTarget` with the DOM's public ``addEventListener``/``removeEventListener``
+    (``WebSocket`` and the server's connections; ``SocketIO`` has ``on``/``off`` instead)."""
+
+    def addEventListener(self, type: str, listener: Handler) -> None:
+        """Call ``listener(event)`` for each event of ``type``; adding it twice does nothing."""
+        self._add_listener(type, listener)
+
+    def removeEventListener(self, type: str, listener: Handler) -> None:
+        """Stop calling ``listener`` for ``type``; unknown listeners are ignored."""
+        self._remove_listener(type, listener)
+
+
 class StrictHandlers:
     """Refuse assigning an unknown ``on*`` attribute (``ws.onOpen = f`` would never be called).
 
-    A separate mixin because it costs a Python call on every attribute assignment: use it where
-    no hot path assigns attributes.
+    A separate mixin because it costs a Python call on every attribute assignment (about 0.2 µs):
+    use it where no per-message path assigns attributes (not ``WebSocket``, not ``Socket``).
     """
 
     if not TYPE_CHECKING:  # so that mypy still flags unknown attributes itself

@@ -24,7 +24,7 @@ from websocket._handshake import _get_handshake_headers
 from . import _sessions
 from ._constants import ReadyState, SocketError
 from ._events import CloseData, ErrorEvent, Event
-from ._eventtarget import EventHandler, EventTarget
+from ._eventtarget import DOMEventTarget, EventHandler
 from ._exceptions import (
     ConnectionClosed,
     ConnectionFailed,
@@ -78,7 +78,7 @@ def _encode(data: object) -> tuple[int, bytes]:
     )
 
 
-class WebSocket(Protocol, EventTarget):
+class WebSocket(Protocol, DOMEventTarget):
     """A WebSocket client with the browser's (WHATWG) semantics.
 
     Args:

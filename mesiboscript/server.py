@@ -49,7 +49,7 @@ except ImportError as _exc:  # websockets missing, or older than 13 (no asyncio 
 from . import _loop as _loop_module
 from ._constants import ReadyState, SocketError
 from ._events import CloseData, ErrorEvent
-from ._eventtarget import EventHandler, EventTarget, StrictHandlers
+from ._eventtarget import DOMEventTarget, EventHandler, EventTarget, StrictHandlers
 from ._inbox import Inbox
 from ._state import check_close
 
@@ -167,7 +167,7 @@ class Signal:
         return self._owner._listeners_of(self._type)
 
 
-class ServerWebSocket(StrictHandlers, EventTarget):
+class ServerWebSocket(StrictHandlers, DOMEventTarget):
     """One accepted connection, with the client ``WebSocket``'s script API.
 
     Created by :class:`WebSocketServer`; scripts get it in ``onNewConnection``. It is OPEN from the

@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar, Optional
 import pytest
 
 from mesiboscript._events import MessageData
-from mesiboscript._eventtarget import EventHandler, EventTarget, StrictHandlers
+from mesiboscript._eventtarget import DOMEventTarget, EventHandler, EventTarget, StrictHandlers
 from mesiboscript._inbox import Inbox
 from mesiboscript._loop import get_loop
 from tests.helpers import TIMEOUT
@@ -47,7 +47,7 @@ class StepLoop:
             callback(*args)
 
 
-class Target(EventTarget):
+class Target(DOMEventTarget):
     _STATE_AT_EVENT: ClassVar[dict[str, Any]] = {
         "open": "OPEN",
         "message": "OPEN",
