@@ -53,6 +53,7 @@ from typing import Any, Callable, Optional, Union
 
 from ._constants import ReadyState, SocketError
 from ._events import CloseData, MessageData
+from ._eventtarget import EventHandler, EventTarget
 from ._exceptions import ConnectionFailed, InvalidStateError
 from ._inbox import Inbox, not_on_loop
 from ._loop import Loop, TimerHandle, get_loop, logger
@@ -115,7 +116,7 @@ class _Link(Protocol):
         self.owner._link_lost(self, exc)
 
 
-class Socket:
+class Socket(EventTarget):
     """Mesibo's ``Socket``: a TCP, TLS or WebSocket connection with one callback API.
 
     Set the properties and handlers, then call :meth:`open`::
@@ -154,6 +155,11 @@ class Socket:
     OPEN = ReadyState.OPEN
     CLOSING = ReadyState.CLOSING
     CLOSED = ReadyState.CLOSED
+
+    onconnect = EventHandler()
+    ondata = EventHandler()
+    onwrite = EventHandler()
+    onclose = EventHandler()
 
     def __init__(
         self,
@@ -218,11 +224,6 @@ class Socket:
         self._verify_host = True
         self._enable_ssl = parsed.secure
 
-        self.onconnect: Handler = onconnect
-        self.ondata: Handler = ondata
-        self.onwrite: Handler = onwrite
-        self.onclose: Handler = onclose
-
         # Shared with user threads, under _lock.
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -240,6 +241,14 @@ class Socket:
 
         # I/O thread only.
         self._loop: Loop = get_loop()
+
+        # Handlers (any thread): onclose is one-shot (a late one still hears it), the others are
+        # called for each connection, chunk and write.
+        self._init_events(self._loop, self._lock)
+        self.onconnect = onconnect
+        self.ondata = ondata
+        self.onwrite = onwrite
+        self.onclose = onclose
         self._tls: Optional[ssl.SSLContext] = None
         self._link: Optional[_Link] = None
         self._ws: Optional[WebSocket] = None
@@ -561,7 +570,7 @@ class Socket:
             if self._link is link:
                 self._arm_close_timer()
             return
-        self._dispatch(self.onconnect, self)
+        self._dispatch_event("connect", (self,))
 
     def _link_data(self, link: _Link, data: bytes) -> None:
         if link is self._link:
@@ -634,7 +643,7 @@ class Socket:
         if self._connected():
             ws.close(1000)
             return
-        self._dispatch(self.onconnect, self)
+        self._dispatch_event("connect", (self,))
 
     def _ws_message(self, ws: WebSocket, event: MessageData) -> None:
         if ws is self._ws:
@@ -703,14 +712,11 @@ class Socket:
         with self._lock:
             self._inflight_bytes -= size
         if size:
-            self._dispatch(self.onwrite, self, size)
+            self._dispatch_event("write", (self, size))
 
     def _deliver(self, data: Data) -> None:
-        handler = self.ondata
-        if handler is None:
+        if not self._dispatch_event("data", (self, data)):
             self.queue(data)
-        else:
-            self._dispatch(handler, self, data)
 
     def _maybe_resume(self) -> None:
         # Decided here, on the I/O thread, like WebSocket._maybe_resume: decided in read() and
@@ -747,7 +753,7 @@ class Socket:
             self._inflight_bytes = 0
             closing = self._state >= ReadyState.CLOSING
         if taken:
-            self._dispatch(self.onwrite, self, taken)
+            self._dispatch_event("write", (self, taken))
         if exc is not None:
             self._last_error = exc
         if closing or not self._keepalive:
@@ -794,12 +800,8 @@ class Socket:
             self._cond.notify_all()
         if dropped:
             logger.warning("%r: closed with %d sent bytes never written", self, dropped)
-        self._dispatch(self.onclose, self)
+        self._emit("close", (self,))
         self._loop.release(self)
-
-    def _dispatch(self, handler: Handler, *args: Any) -> None:
-        if handler is not None:
-            self._loop.dispatch(self, handler, *args)
 
     @staticmethod
     def _cancel(timer: Optional[TimerHandle]) -> None:
