@@ -444,6 +444,54 @@ def test_late_error_handler_after_close_was_delivered(server: WebSocketServer) -
     )
 
 
+def test_reader_stays_bounded_behind_a_slow_handler(server: WebSocketServer) -> None:
+    """The server's reader hands messages to the I/O thread; while a handler holds that thread,
+    the reader must stop (TCP backpressure reaches the client) instead of buffering everything."""
+    count, size = 256, 256 * 1024  # 64 MiB in all
+    release = threading.Event()
+    done = threading.Event()
+    got: list[int] = []
+
+    def on_message(event: MessageData) -> None:
+        release.wait(TIMEOUT)  # the first message holds the I/O thread until the test says
+        assert isinstance(event.data, bytes)
+        got.append(int.from_bytes(event.data[:2], "little"))
+        if len(got) == count:
+            done.set()
+
+    server.onNewConnection = lambda conn: setattr(conn, "onmessage", on_message)
+    sock = _raw_client(server)
+    header = b"\x82\xff" + size.to_bytes(8, "big") + b"\0\0\0\0"  # masked with a zero key
+    stream = b"".join(header + i.to_bytes(2, "little") + bytes(size - 2) for i in range(count))
+    sent = 0
+    stalled = threading.Event()
+
+    def sender() -> None:
+        nonlocal sent
+        view = memoryview(stream)
+        sock.settimeout(1.0)  # no progress for this long: the server stopped reading
+        while sent < len(stream):
+            try:
+                sent += sock.send(view[sent : sent + 65536])
+            except socket.timeout:
+                stalled.set()
+                sock.settimeout(TIMEOUT)
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    try:
+        assert stalled.wait(TIMEOUT), "the server read everything behind a blocked handler"
+        # What was taken: the inbox mark (1 MiB), websockets' queue (16 frames = 4 MiB) and the
+        # kernel's buffers; far from all 64 MiB.
+        assert sent < 40 * 1024 * 1024, sent
+    finally:
+        release.set()
+        thread.join(TIMEOUT)
+    assert done.wait(TIMEOUT), len(got)
+    assert got == list(range(count))
+    sock.close()
+
+
 def test_server_close_sends_1001_to_every_client(server: WebSocketServer) -> None:
     accepted = Accepted(server)
     clients = [open_client(server.url) for _ in range(3)]
