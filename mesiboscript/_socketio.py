@@ -39,6 +39,7 @@ from ._engineio import (
     parse_handshake,
 )
 from ._events import CloseData, MessageData
+from ._eventtarget import EventHandler, EventTarget, StrictHandlers
 from ._exceptions import ConnectionFailed, InvalidStateError
 from ._loop import Loop, TimerHandle, get_loop
 from ._state import InvalidArgumentError
@@ -66,22 +67,7 @@ _CONNECTING, _CONNECTED, _CLOSING, _CLOSED = "connecting", "connected", "closing
 _ONE_SHOT = ("connect", "connect_error", "disconnect")
 
 
-class _HandlerAttribute:
-    """An ``on<event>`` attribute; assigning it delivers what waited for it."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.event = name[2:]
-
-    def __get__(self, obj: Any, objtype: Any = None) -> Any:
-        if obj is None:
-            return self
-        return obj._attr_handlers.get(self.event)
-
-    def __set__(self, obj: Any, handler: Optional[Handler]) -> None:
-        obj._set_attr_handler(self.event, handler)
-
-
-class SocketIO:
+class SocketIO(StrictHandlers, EventTarget):
     """A Socket.IO client, in the callback style of :class:`WebSocket`.
 
     Connecting starts at construction. Handlers (all run on the library's I/O thread):
@@ -126,10 +112,12 @@ class SocketIO:
         TypeError: an auth payload that is not a JSON-serialisable dict; an unknown option.
     """
 
-    onconnect = _HandlerAttribute()
-    onmessage = _HandlerAttribute()
-    ondisconnect = _HandlerAttribute()
-    onconnect_error = _HandlerAttribute()
+    onconnect = EventHandler()
+    onmessage = EventHandler()
+    ondisconnect = EventHandler()
+    onconnect_error = EventHandler()
+
+    _MAX_HELD = _MAX_HELD  # events of one name kept while no handler for it is set
 
     def __init__(
         self,
@@ -173,17 +161,15 @@ class SocketIO:
 
         # Shared with user threads, under _lock.
         self._lock = threading.Lock()
-        self._attr_handlers: dict[str, Handler] = {}
-        self._listeners: dict[str, list[Handler]] = {}  # replaced, never mutated
-        self._pending: dict[str, tuple[Any, ...]] = {}  # one-shot events nobody heard yet
-        self._held: dict[str, deque[tuple[list[Any], Optional[int]]]] = {}
+        self._loop: Loop = get_loop()
+        # Handlers, one-shot memory (connect, connect_error, disconnect), events held per name.
+        self._init_events(self._loop, self._lock)
         self._acks: dict[int, Handler] = {}
         self._ids = itertools.count()
         self._close_requested = False
         self._done = threading.Event()
 
         # I/O thread only (but for the first attempt, set up here before any event can run).
-        self._loop: Loop = get_loop()
         self._state = _CONNECTING
         self._attempts: deque[int] = deque([4, 3] if self._auto else [int(protocol)])
         self._eio = 4
@@ -257,79 +243,35 @@ class SocketIO:
             return decorator
         if not callable(handler):
             raise TypeError("handler must be callable")
-        with self._lock:
-            current = self._listeners.get(event, [])
-            if handler not in current:
-                self._listeners[event] = [*current, handler]
-            waiting = self._is_waiting(event)
-        if waiting:
-            self._loop.call_soon_threadsafe(self._deliver_pending)
+        self._add_listener(event, handler)
         return handler
 
     def off(self, event: str, handler: Optional[Handler] = None) -> None:
         """Remove ``handler`` (or every handler added with :meth:`on`) for ``event``."""
-        with self._lock:
-            current = self._listeners.get(event, [])
-            self._listeners[event] = (
-                [] if handler is None else [h for h in current if h is not handler]
-            )
+        self._remove_listener(event, handler)
 
-    def _set_attr_handler(self, event: str, handler: Optional[Handler]) -> None:
-        if handler is not None and not callable(handler):
-            raise TypeError(f"on{event} must be callable or None")
-        with self._lock:
-            if handler is None:
-                self._attr_handlers.pop(event, None)
-                return
-            self._attr_handlers[event] = handler
-            waiting = self._is_waiting(event)
-        if waiting:
-            self._loop.call_soon_threadsafe(self._deliver_pending)
-
-    def _is_waiting(self, event: str) -> bool:
-        return event in self._pending or bool(self._held.get(event))
-
-    def _handlers(self, event: str) -> list[Handler]:
-        attr = self._attr_handlers.get(event)
-        listeners = self._listeners.get(event, [])
-        return listeners if attr is None else [attr, *listeners]
-
-    def _call(self, handler: Handler, args: tuple[Any, ...]) -> tuple[bool, Any]:
-        """Run a user handler through the loop's dispatch: ``(ran, result)``."""
-        return self._loop.dispatch(self, handler, *args)
-
-    def _fire_once(self, event: str, *args: Any) -> None:
-        """Deliver a one-shot event now, or keep it until a handler for it is set."""
-        with self._lock:
-            handlers = self._handlers(event)
-            if not handlers:
-                self._pending[event] = args
-                return
-        for handler in handlers:
-            self._call(handler, args)
+    def _dropping_held(self, type: str) -> None:
+        logger.debug("%r: no handler for %r; dropping its oldest event", self, type)
 
     def _on_event(self, name: str, args: list[Any], ack_id: Optional[int]) -> None:
-        if "connect" in self._pending and self._handlers("connect"):
-            self._deliver_pending()  # a connect handler set late still hears connect first
-        with self._lock:
-            held = self._held.get(name)
-            if held or not self._handlers(name):
-                if held is None:
-                    held = self._held[name] = deque(maxlen=_MAX_HELD)
-                if len(held) == held.maxlen:
-                    logger.debug("%r: no handler for %r; dropping its oldest event", self, name)
-                held.append((args, ack_id))
-                return
-        self._deliver_event(name, args, ack_id)
+        """An event from the server: deliver it, or hold it until a handler for it is set."""
+        if not self._hold(name, (args, ack_id)):
+            self._deliver_event(name, args, ack_id)
+
+    def _deliver_held(self, type: str, item: Any) -> None:
+        args, ack_id = item
+        self._deliver_event(type, args, ack_id)
 
     def _deliver_event(self, name: str, args: list[Any], ack_id: Optional[int]) -> None:
-        ran, result = False, None
-        for handler in self._handlers(name):
-            ok, value = self._call(handler, tuple(args))
-            ran = ran or ok
-            if ok and value is not None and result is None:
-                result = value
-        if ack_id is not None and ran:
+        if ack_id is None:
+            self._fire(name, tuple(args))
+            return
+        # The server asked for an acknowledgement: the first value a handler returns (one that
+        # did not raise) is the answer; no handler that ran, no answer.
+        results: list[Any] = []
+        self._fire(name, tuple(args), results=results)
+        if results:
+            result = next((value for value in results if value is not None), None)
             if result is None:
                 reply: list[Any] = []
             elif isinstance(result, tuple):
@@ -344,26 +286,6 @@ class SocketIO:
                 logger.exception("%r: the %r handler returned what cannot be sent", self, name)
                 return
             self._send_frames(frames)
-
-    def _deliver_pending(self) -> None:
-        """Deliver what waited for a handler, in the natural order (I/O thread)."""
-        with self._lock:
-            connect = self._pending.pop("connect", None) if self._handlers("connect") else None
-        if connect is not None:
-            self._fire_once("connect", *connect)
-        for name in list(self._held):
-            while True:
-                with self._lock:
-                    held = self._held.get(name)
-                    if not held or not self._handlers(name):
-                        break
-                    event_args, ack_id = held.popleft()
-                self._deliver_event(name, event_args, ack_id)
-        for event in ("connect_error", "disconnect"):
-            with self._lock:
-                args = self._pending.pop(event, None) if self._handlers(event) else None
-            if args is not None:
-                self._fire_once(event, *args)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -474,7 +396,7 @@ class SocketIO:
         self._send_buffer.clear()
         self._early.clear()
         if event:
-            self._fire_once(event, *args)
+            self._emit(event, args)
 
     def _close_transport(self) -> None:
         if self._ws is not None:
@@ -725,7 +647,7 @@ class SocketIO:
             with self._lock:
                 callback = self._acks.pop(packet.id, None) if packet.id is not None else None
             if callback is not None:
-                self._call(callback, tuple(packet.data))
+                self._loop.dispatch(self, callback, *packet.data)
 
     def _on_connect(self, packet: SocketPacket) -> None:
         if self._state != _CONNECTING:
@@ -746,7 +668,7 @@ class SocketIO:
             self._id = f"{self._namespace}#{self._handshake.sid}"
         self._state = _CONNECTED
         self._connect_timer = _cancel(self._connect_timer)
-        self._fire_once("connect")
+        self._emit("connect")
         early, self._early = self._early, []
         for name, args, ack_id in early:
             if self._state != _CONNECTED:

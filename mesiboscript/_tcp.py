@@ -53,6 +53,7 @@ from typing import Any, Callable, Optional, Union
 
 from . import _lifetime
 from ._constants import ReadyState
+from ._eventtarget import EventHandler, EventTarget
 from ._exceptions import InvalidStateError
 from ._inbox import Inbox, not_on_loop
 from ._links import Link, LinkEnd, StreamLink
@@ -106,7 +107,7 @@ class _Listener:
             self._owner._on_link_down(end)
 
 
-class Socket:
+class Socket(EventTarget):
     """Mesibo's ``Socket``: a TCP, TLS or WebSocket connection with one callback API.
 
     Set the properties and handlers, then call :meth:`open`::
@@ -145,6 +146,11 @@ class Socket:
     OPEN = ReadyState.OPEN
     CLOSING = ReadyState.CLOSING
     CLOSED = ReadyState.CLOSED
+
+    onconnect = EventHandler()
+    ondata = EventHandler()
+    onwrite = EventHandler()
+    onclose = EventHandler()
 
     def __init__(
         self,
@@ -209,11 +215,6 @@ class Socket:
         self._verify_host = True
         self._enable_ssl = parsed.secure
 
-        self.onconnect: Handler = onconnect
-        self.ondata: Handler = ondata
-        self.onwrite: Handler = onwrite
-        self.onclose: Handler = onclose
-
         # Shared with user threads, under _lock.
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -228,6 +229,14 @@ class Socket:
 
         # I/O thread only.
         self._loop: Loop = get_loop()
+
+        # Handlers (any thread): onclose is one-shot (a late one still hears it), the others are
+        # called for each connection, chunk and write.
+        self._init_events(self._loop, self._lock)
+        self.onconnect = onconnect
+        self.ondata = ondata
+        self.onwrite = onwrite
+        self.onclose = onclose
         self._tls: Optional[ssl.SSLContext] = None
         self._listener = _Listener(self)
         self._link: Optional[Link] = None  # the current connection attempt or connection
@@ -520,12 +529,12 @@ class Socket:
         if closing:
             link.close()
             return
-        self._dispatch(self.onconnect, self)
+        self._dispatch_event("connect", (self,))
 
     def _on_link_written(self, token: object) -> None:
         size = self._sendbuf.written(token)
         if size:
-            self._dispatch(self.onwrite, self, size)
+            self._dispatch_event("write", (self, size))
 
     def _on_link_down(self, end: LinkEnd) -> None:
         """A connection (or an attempt) ended: hold unsent data again, then retry or finish."""
@@ -533,7 +542,7 @@ class Socket:
         self._link = None
         taken = self._sendbuf.link_down(end.unsent, end.unsent_offset)
         if taken:
-            self._dispatch(self.onwrite, self, taken)
+            self._dispatch_event("write", (self, taken))
         cause = end.cause
         if cause is not None:
             self._last_error = cause
@@ -571,11 +580,8 @@ class Socket:
             link.write(chunk.payload, chunk, text=chunk.text)
 
     def _deliver(self, data: Data) -> None:
-        handler = self.ondata
-        if handler is None:
+        if not self._dispatch_event("data", (self, data)):
             self.queue(data)
-        else:
-            self._dispatch(handler, self, data)
 
     def _maybe_resume(self) -> None:
         # Decided here, on the I/O thread, like WebSocket._maybe_resume: decided in read() and
@@ -608,14 +614,10 @@ class Socket:
         dropped = self._sendbuf.drop()
         if dropped:
             logger.warning("%r: closed with %d sent bytes never written", self, dropped)
-        self._dispatch(self.onclose, self)
+        self._emit("close", (self,))
         _lifetime.release(self)
 
     def _cancel_retry(self) -> None:
         if self._retry_timer is not None:
             self._retry_timer.cancel()
             self._retry_timer = None
-
-    def _dispatch(self, handler: Handler, *args: Any) -> None:
-        if handler is not None:
-            self._loop.dispatch(self, handler, *args)

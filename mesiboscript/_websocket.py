@@ -15,11 +15,12 @@ import ssl
 import threading
 import uuid
 from concurrent.futures import Future
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, ClassVar, Optional, Union
 
 from . import _lifetime
 from ._constants import ReadyState
-from ._events import CloseData, ErrorEvent, Event, MessageData
+from ._events import CloseData, ErrorEvent, Event
+from ._eventtarget import DOMEventTarget, EventHandler
 from ._exceptions import ConnectionClosed, InvalidStateError, socket_error_for
 from ._inbox import Inbox, not_on_loop
 from ._links import LinkEnd
@@ -30,38 +31,14 @@ from ._transport import parse_proxy
 from ._wslink import DEFAULT_MAX_SIZE, WebSocketLink
 from .sansio.frames import BINARY, TEXT
 
-__all__ = ["DEFAULT_MAX_SIZE", "HandlerAttribute", "WebSocket"]
+__all__ = ["DEFAULT_MAX_SIZE", "WebSocket"]
 
 # Messages waiting for a handler or read(): past the high-water mark the socket is not read
 # (TCP backpressure reaches the server); reading resumes under the low-water mark.
 _HIGH_WATER_BYTES = 1024 * 1024
 _HIGH_WATER_COUNT = 4096
-_EVENT_TYPES = ("open", "message", "error", "close")
-_STATE_AT_EVENT = {
-    "open": ReadyState.OPEN,
-    "message": ReadyState.OPEN,
-    "error": ReadyState.CLOSED,
-    "close": ReadyState.CLOSED,
-}
-_ATTR: Any = object()  # the place of the on<type> handler among a type's listeners
 Handler = Optional[Callable[..., Any]]
 SendData = Union[str, bytes, bytearray, memoryview, dict, list]  # type: ignore[type-arg]
-
-
-class HandlerAttribute:
-    """An ``on<type>`` attribute: assigning it registers the handler, in the listener order of the
-    standard (an event handler takes its place among listeners when first set)."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.type = name[2:]
-
-    def __get__(self, obj: Any, objtype: Any = None) -> Any:
-        if obj is None:
-            return self
-        return obj._attr_handlers.get(self.type)
-
-    def __set__(self, obj: Any, handler: Handler) -> None:
-        obj._set_attr_handler(self.type, handler)
 
 
 def _encode(data: object) -> tuple[int, bytes]:
@@ -80,7 +57,7 @@ def _encode(data: object) -> tuple[int, bytes]:
 
 
 @_lifetime.session_type
-class WebSocket:
+class WebSocket(DOMEventTarget):
     """A WebSocket client with the browser's (WHATWG) semantics.
 
     Args:
@@ -113,10 +90,18 @@ class WebSocket:
     CLOSING = ReadyState.CLOSING
     CLOSED = ReadyState.CLOSED
 
-    onopen = HandlerAttribute()
-    onmessage = HandlerAttribute()
-    onerror = HandlerAttribute()
-    onclose = HandlerAttribute()
+    onopen = EventHandler()
+    onmessage = EventHandler()
+    onerror = EventHandler()
+    onclose = EventHandler()
+
+    # What readyState says inside a handler on the I/O thread, whenever the event is delivered.
+    _STATE_AT_EVENT: ClassVar[dict[str, Any]] = {
+        "open": ReadyState.OPEN,
+        "message": ReadyState.OPEN,
+        "error": ReadyState.CLOSED,
+        "close": ReadyState.CLOSED,
+    }
 
     _protocols: list[str]
     _headers: dict[str, str]
@@ -186,14 +171,9 @@ class WebSocket:
         self._futures: set[Future[None]] = set()
         self._binary_type = "blob"
         self._last_error: Optional[BaseException] = None
-        # Listener lists are replaced, never mutated, so the I/O thread can iterate them freely.
-        self._listeners: dict[str, list[Any]] = {t: [] for t in _EVENT_TYPES}
-        self._attr_handlers: dict[str, Callable[..., Any]] = {}
-        # One-shot events that fired, with the ids of the handlers that got them.
-        self._fired: dict[str, tuple[Any, tuple[Any, ...], set[int]]] = {}
-        # A handler set late awaits an event that already happened: deliver it before any new one.
-        self._late = False
-        self._event_state: Optional[ReadyState] = None
+        self._loop: Loop = get_loop()
+        # Handlers, listeners, one-shot memory and late delivery (a late onmessage gets the inbox).
+        self._init_events(self._loop, self._lock, self._inbox)
 
         for type, handler in (
             ("open", onopen),
@@ -202,9 +182,8 @@ class WebSocket:
             ("close", onclose),
         ):
             if handler is not None:
-                self._set_attr_handler(type, handler)
+                self._set_event_handler(type, handler)
 
-        self._loop: Loop = get_loop()
         self._link = WebSocketLink(
             self._loop,
             _Listener(self),
@@ -238,10 +217,8 @@ class WebSocket:
     @property
     def readyState(self) -> ReadyState:
         """CONNECTING, OPEN, CLOSING or CLOSED (as of the event, inside a handler)."""
-        state = self._event_state
-        if state is not None and self._loop.in_loop_thread():
-            return state
-        return self._link.state
+        state = self._state_at_event()
+        return self._link.state if state is None else state
 
     @property
     def protocol(self) -> str:
@@ -276,114 +253,16 @@ class WebSocket:
 
     # -- events ----------------------------------------------------------------------------
 
-    def addEventListener(self, type: str, listener: Callable[[Any], Any]) -> None:
-        """Call ``listener(event)`` for each event of ``type``; adding it twice does nothing."""
-        if not callable(listener):
-            raise TypeError("listener must be callable")
-        with self._lock:
-            current = self._listeners.get(type, [])
-            if listener in current:
-                return
-            self._listeners[type] = [*current, listener]
-        self._schedule_pending(type)
-
-    def removeEventListener(self, type: str, listener: Callable[[Any], Any]) -> None:
-        with self._lock:
-            current = self._listeners.get(type, [])
-            if listener in current:
-                self._listeners[type] = [x for x in current if x is not listener]
-
-    def _set_attr_handler(self, type: str, handler: Handler) -> None:
-        if handler is not None and not callable(handler):
-            raise TypeError(f"on{type} must be callable or None")
-        with self._lock:
-            current = self._listeners[type]
-            if handler is None:
-                self._attr_handlers.pop(type, None)
-                self._listeners[type] = [x for x in current if x is not _ATTR]
-                return
-            if _ATTR not in current:
-                self._listeners[type] = [*current, _ATTR]
-            self._attr_handlers[type] = handler
-        self._schedule_pending(type)
-
-    def _schedule_pending(self, type: str) -> None:
-        if type in self._fired or (type == "message" and self._inbox.items):
-            self._late = True
-            self._loop.call_soon_threadsafe(self._deliver_pending)
-
-    def _fire(self, type: str, event: Any, attr_args: tuple[Any, ...], done: set[int]) -> None:
-        """Dispatch to each listener of ``type`` not in ``done`` (ids of those already called).
-
-        While it runs, handlers on the I/O thread see ``readyState`` as it was when the event
-        happened (1 for open and message, 3 for error and close), as in a browser, where state
-        changes and events are tasks run in order, even when delivery was late.
-        """
-        dispatch = self._loop.dispatch
-        saved = self._event_state
-        self._event_state = _STATE_AT_EVENT[type]
-        try:
-            for listener in self._listeners[type]:
-                handler = self._attr_handlers.get(type) if listener is _ATTR else listener
-                if handler is None or id(handler) in done:
-                    continue
-                done.add(id(handler))
-                if listener is _ATTR:
-                    dispatch(self, handler, *attr_args)
-                else:
-                    dispatch(self, handler, event)
-        finally:
-            self._event_state = saved
-
-    def _emit(self, type: str, event: Any, attr_args: tuple[Any, ...] = ()) -> None:
-        """Fire a one-shot event (open, error, close) and remember it: a handler set later still
-        gets it once (the late-handler rule)."""
-        self._deliver_pending()  # what happened earlier goes first
-        done: set[int] = set()
-        self._fired[type] = (event, attr_args, done)
-        self._fire(type, event, attr_args, done)
-
-    def _deliver_pending(self) -> None:
-        """Deliver what arrived before its handler was set, in the natural order of events."""
-        self._late = False
-        fired = self._fired
-        if "open" in fired:
-            self._fire("open", *fired["open"])
-        inbox = self._inbox
-        while inbox.items and self._listeners["message"]:
-            event = MessageData(inbox.pop(), target=self)
-            self._fire("message", event, (event,), set())
-        self._maybe_resume()
-        for type in ("error", "close"):
-            if type in fired:
-                self._fire(type, *fired[type])
-
     def _on_message(self, data: Union[str, bytes]) -> None:
-        if self._late:  # e.g. onopen set after the open event, then onmessage: open goes first
-            self._deliver_pending()
-        if self._inbox.items or not self._listeners["message"]:
-            if self._inbox.put(data):
-                self._link.pause_reading()
-            return
-        event = MessageData(data, target=self)
-        listeners = self._listeners["message"]
-        if len(listeners) == 1 and listeners[0] is _ATTR:
-            # The common case, only onmessage: what _fire does, minus its general bookkeeping
-            # (a set per message, the listener loop), which is a tenth of the Python time of
-            # a small message.
-            handler = self._attr_handlers.get("message")
-            if handler is not None:
-                saved, self._event_state = self._event_state, ReadyState.OPEN
-                try:
-                    self._loop.dispatch(self, handler, event)
-                finally:
-                    self._event_state = saved
-                return
-        self._fire("message", event, (event,), set())
+        if self._deliver_message(data):
+            self._link.pause_reading()
 
     def _maybe_resume(self) -> None:
         if self._inbox.resume():
-            self._link.resume_reading()
+            self._inbox_resumed()
+
+    def _inbox_resumed(self) -> None:
+        self._link.resume_reading()
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -506,9 +385,9 @@ class WebSocket:
     def _close(self, code: Optional[int], reason: bytes) -> None:
         with self._lock:
             state = self._link.state
-            if self._event_state is not None and self._loop.in_loop_thread():
-                state = min(state, self._event_state)  # what the running handler believes
-                self._event_state = ReadyState.CLOSING
+            seen = self._closing_at_event(ReadyState.CLOSING)
+            if seen is not None:
+                state = min(state, seen)  # what the running handler believes
             if state >= ReadyState.CLOSING:
                 return
         self._link.close_threadsafe(code, reason)
@@ -517,7 +396,7 @@ class WebSocket:
 
     def _opened(self) -> None:
         _lifetime.open_session(self)
-        self._emit("open", Event("open", target=self))
+        self._emit("open", (), (Event("open", target=self),))
 
     def _ended(self, end: LinkEnd) -> None:
         self._last_error = end.cause
@@ -532,9 +411,8 @@ class WebSocket:
                 )
         if end.failure is not None:
             error = socket_error_for(end.failure)
-            self._emit("error", ErrorEvent(error, end.failure, target=self), (error,))
-        close_event = CloseData(end.code, end.reason, end.was_clean, target=self)
-        self._emit("close", close_event, (close_event,))
+            self._emit("error", (error,), (ErrorEvent(error, end.failure, target=self),))
+        self._emit("close", (CloseData(end.code, end.reason, end.was_clean, target=self),))
         _lifetime.release(self)
 
 

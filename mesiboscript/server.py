@@ -13,12 +13,13 @@ A server accepts connections on one port; each accepted connection is handed to
 
     server.onNewConnection = on_new_connection
 
-Each server runs one asyncio event loop on one background thread; handlers run on that thread,
-and every method is safe from any thread. A handler that raises is logged with its traceback on the
-``mesiboscript`` logger and nothing else stops (``sys.exit()`` in one ends the process, as for a
-client's handler). Like a script engine hosting the server, the process stays alive while a server
-is listening; Ctrl-C then closes every server with 1001. ``getSession()`` in a connection's
-handler returns that connection.
+Each server runs one asyncio event loop on one background thread for its sockets; handlers run on
+the library's one I/O thread, as every other handler does, and every method is safe from any
+thread. A handler that raises is logged with its traceback on the ``mesiboscript`` logger and
+nothing else stops (``sys.exit()`` in one ends the process, as for a client's handler). Like a
+script engine hosting the server, the process stays alive while a server is listening; Ctrl-C
+then closes every server with 1001. ``getSession()`` in a connection's handler returns that
+connection.
 
 ``websockets`` is an optional dependency: ``pip install "mesiboscript[server]"``.
 """
@@ -35,7 +36,7 @@ import uuid
 from collections import deque
 from collections.abc import Coroutine, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, Callable, ClassVar, Optional, TypeVar, Union
 
 try:
     from websockets.asyncio.server import Server, ServerConnection, serve
@@ -48,9 +49,10 @@ except ImportError as _exc:  # websockets missing, or older than 13 (no asyncio 
 
 from . import _lifetime
 from ._constants import ReadyState, SocketError
-from ._dispatch import dispatch
-from ._events import CloseData, MessageData
-from ._loop import in_io_thread
+from ._events import CloseData, ErrorEvent
+from ._eventtarget import DOMEventTarget, EventHandler, EventTarget, StrictHandlers
+from ._inbox import Inbox
+from ._loop import get_loop, in_io_thread
 from ._state import check_close
 
 __all__ = ["ServerWebSocket", "Signal", "WebSocketServer"]
@@ -62,11 +64,10 @@ Handler = Callable[..., Any]
 
 #: Close code and reason HiFi's ``WebSocketServer.close()`` sends to every client.
 SERVER_CLOSING = (1001, "Server closing.")
-
-
-def _dispatch(owner: object, handler: Handler, *args: Any) -> None:
-    """Run a user handler on the server's thread (see :mod:`._dispatch`)."""
-    dispatch(owner, handler, *args)
+# Messages read from a connection and not yet handled (by a handler, or waiting for one): past
+# either mark its reader stops reading; it reads again once a quarter of the mark is left.
+_HIGH_WATER_BYTES = 1024 * 1024
+_HIGH_WATER_COUNT = 4096
 
 
 class _BackgroundLoop:
@@ -142,36 +143,41 @@ class _BackgroundLoop:
 
 
 class Signal:
-    """A Qt-style signal, as HiFi scripts use them: ``server.newConnection.connect(fn)``."""
+    """A Qt-style signal, as HiFi scripts use them: ``server.newConnection.connect(fn)``.
 
-    def __init__(self) -> None:
-        self._slots: list[Handler] = []
-        self._lock = threading.Lock()
+    Its slots are listeners of the server's event of the same name, so they run with the
+    ``on<name>`` handler, in the order they were set, through the one dispatch.
+    """
+
+    def __init__(self, owner: WebSocketServer, type: str) -> None:
+        self._owner = owner
+        self._type = type
 
     def connect(self, slot: Handler) -> None:
-        """Call ``slot`` each time the signal is emitted."""
+        """Call ``slot`` each time the signal is emitted (connecting it twice: once)."""
         if not callable(slot):
             raise TypeError(f"slot must be callable, not {type(slot).__name__}")
-        with self._lock:
-            self._slots.append(slot)
+        self._owner._add_listener(self._type, slot)
 
     def disconnect(self, slot: Handler) -> None:
         """Stop calling ``slot``; ValueError if it was not connected."""
-        with self._lock:
-            self._slots.remove(slot)
+        if slot not in self.slots():
+            raise ValueError(f"{slot!r} is not connected")
+        self._owner._remove_listener(self._type, slot)
 
     def slots(self) -> list[Handler]:
-        with self._lock:
-            return list(self._slots)
+        return self._owner._listeners_of(self._type)
 
 
 @_lifetime.session_type
-class ServerWebSocket:
+class ServerWebSocket(StrictHandlers, DOMEventTarget):
     """One accepted connection, with the client ``WebSocket``'s script API.
 
     Created by :class:`WebSocketServer`; scripts get it in ``onNewConnection``. It is OPEN from the
-    start. Messages that arrive while no ``onmessage`` handler is set wait (with backpressure) for
-    the first handler; an ``onclose`` or ``onerror`` set after the event fired is called when set.
+    start. Its handlers run on the library's I/O thread, like a client ``WebSocket``'s, with the
+    same event rules: messages that arrive while no ``onmessage`` handler is set wait (with
+    backpressure) for the first handler; an ``onclose`` or ``onerror`` set after its event fired
+    is called when set; ``addEventListener`` works as on the client.
     """
 
     CONNECTING = ReadyState.CONNECTING
@@ -179,29 +185,42 @@ class ServerWebSocket:
     CLOSING = ReadyState.CLOSING
     CLOSED = ReadyState.CLOSED
 
+    #: Accepted for symmetry with the client; never called (the connection is already open).
+    onopen = EventHandler()
+    #: ``onmessage(MessageData)``: ``.data`` is ``str`` for text, ``bytes`` for binary.
+    onmessage = EventHandler()
+    #: ``onerror(SocketError)``: fired before ``onclose`` when the connection is lost.
+    onerror = EventHandler()
+    #: ``onclose(CloseData)``: ``.code``, ``.reason``, ``.wasClean``.
+    onclose = EventHandler()
+
+    _STATE_AT_EVENT: ClassVar[dict[str, Any]] = {
+        "message": ReadyState.OPEN,
+        "error": ReadyState.CLOSED,
+        "close": ReadyState.CLOSED,
+    }
+
     def __init__(self, server: WebSocketServer, conn: ServerConnection, url: str) -> None:
         self._server = server
         self._bg = server._bg
         self._conn = conn
         self._url = url
         self._id = uuid.uuid4().hex
-        self._onopen: Optional[Handler] = None
-        self._onmessage: Optional[Handler] = None
-        self._onclose: Optional[Handler] = None
-        self._onerror: Optional[Handler] = None
         self._close_called = False
         self._finished = False
-        # Set when onmessage is assigned, so a held message can be delivered.
-        self._handler_set = asyncio.Event()
-        # One-shot events that fired before their handler was assigned.
-        self._pending_error: Optional[SocketError] = None
-        self._pending_close: Optional[CloseData] = None
-        self._undelivered: deque[Union[str, bytes]] = deque()
-        # Outgoing frames, written in order by one writer task.
-        self._outbox: deque[tuple[str, Any, int]] = deque()
-        self._writer: Optional[asyncio.Task[None]] = None
         self._lock = threading.Lock()
         self._buffered = 0
+        # Messages read and not yet handled: for a late onmessage, and the reader's backpressure.
+        self._inbox = Inbox(threading.Condition(self._lock), _HIGH_WATER_BYTES, _HIGH_WATER_COUNT)
+        self._loop = get_loop()
+        self._init_events(self._loop, self._lock, self._inbox)
+        # Set (on the server's thread) when the inbox has drained after a pause.
+        self._resumed = asyncio.Event()
+        # Sent inside handlers (I/O thread), handed to the server's thread after the handler.
+        self._handover: list[tuple[str, Any, int]] = []
+        # Outgoing frames, written in order by one writer task (server's thread).
+        self._outbox: deque[tuple[str, Any, int]] = deque()
+        self._writer: Optional[asyncio.Task[None]] = None
 
     def __repr__(self) -> str:
         return f"<ServerWebSocket {self._url} {self.readyState.name}>"
@@ -215,6 +234,10 @@ class ServerWebSocket:
 
     @property
     def readyState(self) -> ReadyState:
+        """OPEN, CLOSING or CLOSED (as of the event, inside a handler)."""
+        state = self._state_at_event()
+        if state is not None:
+            return ReadyState(state)
         if self._finished:
             return ReadyState.CLOSED
         if self._close_called or self._conn.state.value >= ReadyState.CLOSING:
@@ -246,64 +269,6 @@ class ServerWebSocket:
         """A stable, unique id for this connection (Dirigible's ``session.getId()``)."""
         return self._id
 
-    # -- handlers --------------------------------------------------------------------------
-
-    @property
-    def onopen(self) -> Optional[Handler]:
-        """Accepted for symmetry with the client; never called (the connection is already open)."""
-        return self._onopen
-
-    @onopen.setter
-    def onopen(self, handler: Optional[Handler]) -> None:
-        self._onopen = handler
-
-    @property
-    def onmessage(self) -> Optional[Handler]:
-        """``onmessage(MessageData)``: ``.data`` is ``str`` for text, ``bytes`` for binary."""
-        return self._onmessage
-
-    @onmessage.setter
-    def onmessage(self, handler: Optional[Handler]) -> None:
-        self._onmessage = handler
-        self._bg.call_soon(self._handlers_changed)
-
-    @property
-    def onclose(self) -> Optional[Handler]:
-        """``onclose(CloseData)``: ``.code``, ``.reason``, ``.wasClean``."""
-        return self._onclose
-
-    @onclose.setter
-    def onclose(self, handler: Optional[Handler]) -> None:
-        self._onclose = handler
-        self._bg.call_soon(self._handlers_changed)
-
-    @property
-    def onerror(self) -> Optional[Handler]:
-        """``onerror(SocketError)``: fired before ``onclose`` when the connection is lost."""
-        return self._onerror
-
-    @onerror.setter
-    def onerror(self, handler: Optional[Handler]) -> None:
-        self._onerror = handler
-        self._bg.call_soon(self._handlers_changed)
-
-    def _handlers_changed(self) -> None:
-        # On the loop thread. Deliver what waited for a handler, in the order it happened.
-        if self._onmessage is not None:
-            self._handler_set.set()
-            while self._undelivered and self._onmessage is not None:
-                data = self._undelivered.popleft()
-                _dispatch(self, self._onmessage, MessageData(data, target=self))
-        if self._undelivered:
-            return  # the close event comes after the messages
-        if self._pending_error is not None and self._onerror is not None:
-            error, self._pending_error = self._pending_error, None
-            _dispatch(self, self._onerror, error)
-        closing = self._pending_error is None and self._pending_close is not None
-        if closing and self._onclose is not None:
-            event, self._pending_close = self._pending_close, None
-            _dispatch(self, self._onclose, event)
-
     # -- sending and closing ---------------------------------------------------------------
 
     def send(
@@ -330,7 +295,7 @@ class ServerWebSocket:
             return
         with self._lock:
             self._buffered += size
-        self._bg.call_soon(self._enqueue, ("send", payload, size))
+        self._submit(("send", payload, size))
 
     def close(self, code: Optional[int] = None, reason: str = "") -> None:
         """Start the closing handshake, after the messages already queued.
@@ -343,13 +308,28 @@ class ServerWebSocket:
 
     def _start_close(self, code: Optional[int], reason: str) -> None:
         with self._lock:
+            self._closing_at_event(ReadyState.CLOSING)  # the running handler sees CLOSING now
             if self._close_called or self._finished:
                 return
             self._close_called = True
-        self._bg.call_soon(self._enqueue, ("close", (code, reason), 0))
+        self._submit(("close", (code, reason), 0))
 
-    def _enqueue(self, item: tuple[str, Any, int]) -> None:
-        self._outbox.append(item)
+    def _submit(self, item: tuple[str, Any, int]) -> None:
+        if self._loop.in_loop_thread():
+            # Inside a handler: hand over after it returns, as the client WebSocket writes after
+            # the handler (bufferedAmount read there counts the send), in one batch per turn.
+            self._handover.append(item)
+            if len(self._handover) == 1:
+                self._loop.call_soon(self._hand_over)
+        else:
+            self._bg.call_soon(self._enqueue, [item])
+
+    def _hand_over(self) -> None:
+        items, self._handover = self._handover, []
+        self._bg.call_soon(self._enqueue, items)
+
+    def _enqueue(self, items: list[tuple[str, Any, int]]) -> None:
+        self._outbox.extend(items)
         if self._writer is None:
             self._writer = asyncio.ensure_future(self._write_all())
 
@@ -375,10 +355,21 @@ class ServerWebSocket:
         finally:
             self._writer = None
 
-    # -- the connection's life (on the loop thread) ----------------------------------------
+    # -- the connection's life (on the server's thread) ------------------------------------
 
     async def _serve(self) -> None:
-        """Read messages until the connection closes, then fire the close events."""
+        """Read messages until the connection closes, then hand over the close events.
+
+        Each message goes into the inbox, then a call to deliver it is handed to the I/O thread
+        (where the handlers run). Backpressure: the inbox counts what was read and not yet
+        handled, including messages waiting for a late ``onmessage``. Past its mark, this reader
+        stops calling ``recv()`` until the I/O thread has drained it to a quarter of the mark
+        (or the connection is gone); meanwhile websockets' own queue fills, it stops reading the
+        socket, and the client feels TCP backpressure. So the reader runs ahead of the handlers
+        by at most the mark (1 MiB or 4096 messages) plus websockets' queue. A pause is decided
+        by ``Inbox.put`` on this thread and the resume by ``Inbox.resume`` on the I/O thread,
+        each once per pause, so a resume can never be lost or land before its pause.
+        """
         conn = self._conn
         try:
             while True:
@@ -386,33 +377,30 @@ class ServerWebSocket:
                     data = await conn.recv()
                 except ConnectionClosed:
                     break
-                # Without a handler, hold this message (websockets' queue then pushes back on
-                # the client) until one is set; once closed, keep the rest for a late handler.
-                if not self._undelivered and self._onmessage is None:
-                    await self._wait_for_handler()
-                handler = self._onmessage
-                if self._undelivered or handler is None:
-                    self._undelivered.append(data)
-                else:
-                    _dispatch(self, handler, MessageData(data, target=self))
+                paused = self._inbox.put(data)
+                self._loop.call_soon_threadsafe(self._deliver_pending)
+                if paused:
+                    await self._wait_resumed()
             await conn.wait_closed()
         finally:
             self._finish()
 
-    async def _wait_for_handler(self) -> None:
-        """Wait until ``onmessage`` is set or the connection has closed."""
+    async def _wait_resumed(self) -> None:
+        """Wait until the I/O thread drained the inbox, or the connection has closed (then the
+        rest is read and kept for a late handler: websockets' queue bounds it)."""
         loop = asyncio.get_running_loop()
-        while self._onmessage is None:
-            self._handler_set.clear()
-            handler_set = loop.create_task(self._handler_set.wait())
-            closed = loop.create_task(self._conn.wait_closed())
-            try:
-                await asyncio.wait({handler_set, closed}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                handler_set.cancel()
-                closed.cancel()
-            if closed.done() and not closed.cancelled():
-                return
+        self._resumed.clear()  # a resume is only ever scheduled after this pause was decided
+        resumed = loop.create_task(self._resumed.wait())
+        closed = loop.create_task(self._conn.wait_closed())
+        try:
+            await asyncio.wait({resumed, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            resumed.cancel()
+            closed.cancel()
+
+    def _inbox_resumed(self) -> None:
+        # I/O thread: the inbox drained under its low mark; let the reader go on.
+        self._bg.call_soon(self._resumed.set)
 
     def _finish(self) -> None:
         protocol = self._conn.protocol
@@ -427,9 +415,15 @@ class ServerWebSocket:
         with self._lock:
             self._finished = True
         self._server._forget(self)
-        self._pending_error = error
-        self._pending_close = event
-        self._handlers_changed()
+        # After every message handed over: the I/O thread runs calls in order.
+        self._loop.call_soon_threadsafe(self._closed, error, event)
+
+    def _closed(self, error: Optional[SocketError], event: CloseData) -> None:
+        # I/O thread. Each is a one-shot event of its own: onclose fires whether or not an
+        # onerror is set (or messages wait for an onmessage); late handlers still get them.
+        if error is not None:
+            self._emit("error", (error,), (ErrorEvent(error, None, target=self),))
+        self._emit("close", (event,))
 
 
 def _usv(text: str) -> str:
@@ -441,7 +435,7 @@ def _usv(text: str) -> str:
     return text
 
 
-class WebSocketServer:
+class WebSocketServer(StrictHandlers, EventTarget):
     """A WebSocket server, as High Fidelity scripts create it.
 
     ``WebSocketServer(port=0, host="127.0.0.1")`` listens at once (port 0 picks a free port; an
@@ -460,6 +454,9 @@ class WebSocketServer:
         close_timeout: Seconds to wait for a client to answer a close frame.
         onNewConnection: Handler for each accepted connection (also settable as an attribute).
     """
+
+    #: ``onNewConnection(ws)``: a client connected (ws is a :class:`ServerWebSocket`).
+    onNewConnection = EventHandler("newConnection")
 
     def __init__(
         self,
@@ -488,13 +485,15 @@ class WebSocketServer:
             raise ValueError(f"port must be an int in 0-65535, not {port!r}")
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise TypeError("ssl_context must be an ssl.SSLContext")
-        self.onNewConnection: Optional[Handler] = onNewConnection
+        self._lock = threading.Lock()
+        self._loop = get_loop()
+        self._init_events(self._loop, self._lock)
+        self.onNewConnection = onNewConnection
         #: HiFi's signal: ``server.newConnection.connect(fn)`` calls ``fn(ws)`` for each client.
-        self.newConnection = Signal()
+        self.newConnection = Signal(self, "newConnection")
         self._secure = ssl_context is not None
         self._close_timeout = close_timeout
         self._clients: set[ServerWebSocket] = set()
-        self._lock = threading.Lock()
         self._closing = False
         self._closed = threading.Event()
         self._close_task: Optional[asyncio.Future[None]] = None
@@ -574,11 +573,8 @@ class WebSocketServer:
             self._clients.add(ws)
         if closing:
             ws._start_close(*SERVER_CLOSING)
-        handlers = self.newConnection.slots()
-        if self.onNewConnection is not None:
-            handlers.insert(0, self.onNewConnection)
-        for handler in handlers:
-            _dispatch(self, handler, ws)
+        # On the I/O thread, before anything of this connection: its handlers are set in time.
+        self._loop.call_soon_threadsafe(self._dispatch_event, "newConnection", (ws,))
         await ws._serve()
 
     def _forget(self, ws: ServerWebSocket) -> None:

@@ -164,7 +164,7 @@ def test_echo_text_binary_json(server: WebSocketServer) -> None:
     ws.close()
     recorder.wait_closed()
     assert accepted.closed.wait(TIMEOUT)
-    assert accepted.threads == {"mesiboscript-server"}
+    assert accepted.threads == {"mesiboscript-io"}  # the one I/O thread, as every handler
 
 
 def test_send_from_other_threads_keeps_order(server: WebSocketServer) -> None:
@@ -224,8 +224,10 @@ def test_messages_wait_for_a_handler_set_after_the_client_closed(server: WebSock
     recorder.wait_closed()
     conn = connections.get(timeout=TIMEOUT)
     events: queue.Queue[Any] = queue.Queue()
-    conn.onclose = lambda event: events.put(("close", event.code))
+    # onmessage first: a late onclose is delivered when it is set (as on the client WebSocket),
+    # whether or not messages still wait for an onmessage that may never come.
     conn.onmessage = lambda event: events.put(event.data)
+    conn.onclose = lambda event: events.put(("close", event.code))
     got = [events.get(timeout=TIMEOUT) for _ in range(6)]
     assert got == ["m0", "m1", "m2", "m3", "m4", ("close", 4002)]
 
@@ -373,6 +375,121 @@ def test_tcp_drop_fires_error_then_1006(server: WebSocketServer) -> None:
         ("error", SocketError.RemoteHostClosedError),
         ("close", 1006, "", False, ReadyState.CLOSED),
     ]
+
+
+def _raw_client(server: WebSocketServer) -> socket.socket:
+    """A client that upgrades by hand, so the test can drop it without a close frame."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+    sock.sendall(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(4096)
+    return sock
+
+
+def test_tcp_drop_fires_onclose_without_onerror(server: WebSocketServer) -> None:
+    # Bug (issue 12): with no onerror set, the undelivered error event held back onclose forever.
+    closes: queue.Queue[CloseData] = queue.Queue()
+    server.onNewConnection = lambda conn: setattr(conn, "onclose", closes.put)
+    sock = _raw_client(server)
+    sock.close()  # no close frame
+    event = closes.get(timeout=TIMEOUT)
+    assert (event.code, event.wasClean) == (1006, False)
+
+
+def test_onclose_fires_while_messages_wait_for_a_handler(server: WebSocketServer) -> None:
+    # The same bug, another way in: messages that no onmessage took held back onclose forever.
+    closes: queue.Queue[CloseData] = queue.Queue()
+    server.onNewConnection = lambda conn: setattr(conn, "onclose", closes.put)
+    ws, recorder = open_client(server.url)
+    ws.send("nobody listens")
+    ws.close(4000, "bye")
+    recorder.wait_closed()
+    event = closes.get(timeout=TIMEOUT)
+    assert (event.code, event.reason, event.wasClean) == (4000, "bye", True)
+
+
+def test_unknown_handler_names_raise_with_a_hint(server: WebSocketServer) -> None:
+    with pytest.raises(AttributeError, match="did you mean 'onNewConnection'"):
+        server.onnewconnection = print  # type: ignore[attr-defined]
+    connections: queue.Queue[ServerWebSocket] = queue.Queue()
+    server.onNewConnection = connections.put
+    ws, recorder = open_client(server.url)
+    conn = connections.get(timeout=TIMEOUT)
+    with pytest.raises(AttributeError, match="did you mean 'onmessage'"):
+        conn.onMessage = print  # type: ignore[attr-defined]
+    ws.close()
+    recorder.wait_closed()
+
+
+def test_late_error_handler_after_close_was_delivered(server: WebSocketServer) -> None:
+    events: queue.Queue[Any] = queue.Queue()
+
+    def on_new(conn: ServerWebSocket) -> None:
+        conn.onclose = lambda event: (events.put(("close", event.code)), late(conn))
+
+    def late(conn: ServerWebSocket) -> None:
+        conn.onerror = lambda error: events.put(("error", error, conn.readyState))
+
+    server.onNewConnection = on_new
+    _raw_client(server).close()
+    assert events.get(timeout=TIMEOUT) == ("close", 1006)
+    assert events.get(timeout=TIMEOUT) == (
+        "error",
+        SocketError.RemoteHostClosedError,
+        ReadyState.CLOSED,
+    )
+
+
+def test_reader_stays_bounded_behind_a_slow_handler(server: WebSocketServer) -> None:
+    """The server's reader hands messages to the I/O thread; while a handler holds that thread,
+    the reader must stop (TCP backpressure reaches the client) instead of buffering everything."""
+    count, size = 256, 256 * 1024  # 64 MiB in all
+    release = threading.Event()
+    done = threading.Event()
+    got: list[int] = []
+
+    def on_message(event: MessageData) -> None:
+        release.wait(TIMEOUT)  # the first message holds the I/O thread until the test says
+        assert isinstance(event.data, bytes)
+        got.append(int.from_bytes(event.data[:2], "little"))
+        if len(got) == count:
+            done.set()
+
+    server.onNewConnection = lambda conn: setattr(conn, "onmessage", on_message)
+    sock = _raw_client(server)
+    header = b"\x82\xff" + size.to_bytes(8, "big") + b"\0\0\0\0"  # masked with a zero key
+    stream = b"".join(header + i.to_bytes(2, "little") + bytes(size - 2) for i in range(count))
+    sent = 0
+    stalled = threading.Event()
+
+    def sender() -> None:
+        nonlocal sent
+        view = memoryview(stream)
+        sock.settimeout(1.0)  # no progress for this long: the server stopped reading
+        while sent < len(stream):
+            try:
+                sent += sock.send(view[sent : sent + 65536])
+            except socket.timeout:
+                stalled.set()
+                sock.settimeout(TIMEOUT)
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    try:
+        assert stalled.wait(TIMEOUT), "the server read everything behind a blocked handler"
+        # What was taken: the inbox mark (1 MiB), websockets' queue (16 frames = 4 MiB) and the
+        # kernel's buffers; far from all 64 MiB.
+        assert sent < 40 * 1024 * 1024, sent
+    finally:
+        release.set()
+        thread.join(TIMEOUT)
+    assert done.wait(TIMEOUT), len(got)
+    assert got == list(range(count))
+    sock.close()
 
 
 def test_server_close_sends_1001_to_every_client(server: WebSocketServer) -> None:

@@ -573,6 +573,42 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def test_handlers_and_acks_go_through_the_loop_dispatch(
+    socketio4: ServerProcess, clients: Callable[..., Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One dispatch for every handler (it is what keeps a handler from killing the I/O thread).
+    loop = get_loop()
+    owners: list[Any] = []
+    real = loop.dispatch
+
+    def counting(owner: Any, handler: Callable[..., Any], *args: Any) -> None:
+        owners.append(owner)
+        real(owner, handler, *args)
+
+    monkeypatch.setattr(loop, "dispatch", counting)
+    client = clients(socketio4.url, "echo")
+    client.connected()
+    acked: queue.Queue[tuple[Any, ...]] = queue.Queue()
+    client.sio.emit("echo", "hi", callback=lambda *a: acked.put(a))
+    assert acked.get(timeout=TIMEOUT) == ("hi",)
+    client.sio.emit("echo", "back")
+    assert client.get("echo") == ("back",)
+    late: queue.Queue[str] = queue.Queue()
+    client.sio.on("connect", lambda: late.put("late connect"))  # one-shot: heard once, late
+    assert late.get(timeout=TIMEOUT) == "late connect"
+    assert owners.count(client.sio) >= 4  # onconnect, the ack, echo, the late connect
+
+
+def test_unknown_handler_name_raises_with_a_hint() -> None:
+    sio = SocketIO(f"http://127.0.0.1:{_free_port()}", timeout=1)
+    try:
+        with pytest.raises(AttributeError, match="did you mean 'onconnect_error'"):
+            sio.onConnectError = print  # type: ignore[attr-defined]
+    finally:
+        sio.close()
+        assert sio.wait(TIMEOUT)
+
+
 def test_refused_connection(clients: Callable[..., Client]) -> None:
     client = clients(f"http://127.0.0.1:{_free_port()}")
     (data,) = client.get("connect_error")

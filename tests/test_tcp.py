@@ -545,6 +545,29 @@ def test_refused_connection() -> None:
     assert s.last_error.error == SocketError.ConnectionRefusedError
 
 
+def test_late_onclose_hears_close_once_through_the_loop() -> None:
+    # Socket's handlers are the one event system's: onclose is one-shot, a late one hears it.
+    closes: list[Any] = []
+    heard = threading.Event()
+    with socket.socket() as holder:  # bound, not listening: connections are refused
+        holder.bind(("127.0.0.1", 0))
+        s = Socket(f"sock://127.0.0.1:{holder.getsockname()[1]}", ondata=Socket.queue)
+        s.open()
+        assert wait_until(lambda: s.readyState == ReadyState.CLOSED)
+
+    def onclose(sock: Socket) -> None:
+        closes.append((sock, threading.current_thread().name))
+        heard.set()
+
+    s.onclose = onclose
+    assert heard.wait(TIMEOUT)
+    s.onclose = onclose  # the same handler again: not called twice
+    assert s.onclose is onclose
+    assert closes == [(s, "mesiboscript-io")]
+    with pytest.raises(TypeError):
+        s.onconnect = "not callable"  # type: ignore[assignment]
+
+
 def test_handler_exceptions_are_logged_and_the_socket_goes_on(
     socat_echo: int, caplog: pytest.LogCaptureFixture
 ) -> None:
