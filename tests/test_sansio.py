@@ -201,13 +201,48 @@ def test_the_response_head_may_arrive_in_pieces() -> None:
     assert conn.receive_data(head[-1:]) == [Opened("", "")]
 
 
-def test_frames_after_the_head_in_the_same_chunk_are_handled_at_once() -> None:
+def test_frames_after_the_head_in_the_same_chunk_wait_for_the_open_handlers() -> None:
+    """What onopen sends goes out before anything the frames that came with the response cause
+    (a close frame's echo, a pong)."""
     conn = new_conn()
     head = answer(conn)
     events = conn.receive_data(head + frame(OP_TEXT, "hi") + frame(OP_PING, b"p") + b"\x81")
-    assert events == [Opened("", ""), Message("hi")]
+    assert events == [Opened("", "")]
+    assert conn.has_held_events
+    assert sent_frames(conn) == []
+    assert conn.next_events() == [Message("hi")]
     assert [(f.opcode, f.payload) for f in sent_frames(conn)] == [(OP_PONG, b"p")]
     assert conn.receive_data(b"\x02yo") == [Message("yo")]  # the rest of a cut frame
+
+
+def test_held_frames_come_before_new_input_if_not_drained() -> None:
+    conn = new_conn()
+    head = answer(conn)
+    assert conn.receive_data(head + frame(OP_TEXT, "first")) == [Opened("", "")]
+    assert conn.receive_data(frame(OP_TEXT, "second")) == [Message("first"), Message("second")]
+
+
+def test_held_frames_come_before_a_large_frame_read_into_its_own_buffer() -> None:
+    conn = new_conn()
+    big = bytes(range(256)) * 400  # over 16 KiB still to come: read straight into its buffer
+    wire = frame(OP_BINARY, big)
+    events = conn.receive_data(answer(conn) + frame(OP_TEXT, "first") + wire[:1000])
+    assert events == [Opened("", "")]
+    want = conn.want
+    assert want is not None
+    rest = wire[1000:]
+    want[: len(rest)] = rest
+    del want
+    assert conn.receive_into(len(rest)) == [Message("first"), Message(big)]
+
+
+def test_a_send_in_the_open_handler_goes_out_before_a_close_that_came_with_the_response() -> None:
+    conn = new_conn()
+    head = answer(conn)
+    assert conn.receive_data(head + close_frame(1000)) == [Opened("", "")]
+    assert conn.send_text(b"hello")  # the open handler: still OPEN
+    assert conn.next_events() == []
+    assert [f.opcode for f in sent_frames(conn)] == [OP_TEXT, OP_CLOSE]
 
 
 def test_a_response_head_over_64_kib_fails_the_handshake() -> None:
@@ -784,6 +819,8 @@ def test_a_violation_in_the_same_chunk_as_the_head() -> None:
     conn = new_conn()
     events = conn.receive_data(answer(conn) + frame(0x3, b"x"))
     assert events == [Opened("", "")]
+    assert conn.failure is None  # not yet: the open handlers run first
+    assert conn.next_events() == []
     assert isinstance(conn.failure, ProtocolError)
     assert [close_code(f) for f in sent_frames(conn)] == [1002]
 

@@ -717,20 +717,22 @@ def test_on_as_decorator_and_off(socketio4: ServerProcess, clients: Callable[...
     assert seen == [(1,)]
 
 
-def test_wait_inside_a_handler_raises(
-    socketio4: ServerProcess, clients: Callable[..., Client]
-) -> None:
+def test_wait_inside_a_handler_raises(socketio4: ServerProcess) -> None:
     errors: queue.Queue[BaseException] = queue.Queue()
 
     def onconnect() -> None:
         try:
-            client.sio.wait(0)
+            sio.wait(0)
         except InvalidStateError as exc:
             errors.put(exc)
 
-    client = clients(socketio4.url)
-    client.sio.on("connect", onconnect)
-    assert isinstance(errors.get(timeout=TIMEOUT), InvalidStateError)
+    sio = SocketIO(socketio4.url)
+    sio.on("connect", onconnect)  # right after the constructor: it cannot miss connect
+    try:
+        assert isinstance(errors.get(timeout=TIMEOUT), InvalidStateError)
+    finally:
+        sio.close()
+        assert sio.wait(TIMEOUT)
 
 
 # -- arguments --------------------------------------------------------------------------------

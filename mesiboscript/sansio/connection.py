@@ -214,11 +214,17 @@ class ClientConnection:
             return self._receive_head(data)
         if self.state is CLOSED or (self.failure is not None and self.state is CLOSING):
             return []
-        return self._handle(self._parser.feed(data))
+        frames = self._parser.feed(data)
+        if self._held:  # not drained with next_events(): still first
+            frames, self._held = self._held + frames, []
+        return self._handle(frames)
 
     def receive_into(self, nbytes: int) -> list[Event]:
         """``nbytes`` arrived in the buffer :attr:`want` gave."""
-        return self._handle(self._parser.filled(nbytes))
+        frames = self._parser.filled(nbytes)
+        if self._held:
+            frames, self._held = self._held + frames, []
+        return self._handle(frames)
 
     def _receive_head(self, data: bytes) -> list[Event]:
         head = self._head + data
@@ -240,11 +246,12 @@ class ClientConnection:
         self.extensions = extensions
         self.opened = True
         self._set_state(OPEN)
-        events: list[Event] = [Opened(protocol, extensions)]
         rest = head[end + 4 :]
         if rest:
-            events += self._handle(self._parser.feed(rest))
-        return events
+            # Frames that came with the response wait until the open event's handlers have run
+            # (what onopen sends goes out before a close frame's echo, as for messages).
+            self._held = self._parser.feed(rest)
+        return [Opened(protocol, extensions)]
 
     def _reject(self, problem: str) -> None:
         self.fail(
