@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import signal
 import ssl
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,13 @@ import mesiboscript
 from mesiboscript._loop import get_loop
 
 from .helpers import TIMEOUT, AsyncServers
+
+# The fixtures echo_server, echo_ca, ... come from this checkout's plugin, installed or not. When
+# the package is installed, pytest has already loaded the plugin by its pytest11 entry point (before
+# any conftest); naming it here as well would register the module twice, which pytest refuses.
+# With `-p no:mesiboscript` or PYTEST_DISABLE_PLUGIN_AUTOLOAD it is skipped, and this loads it.
+_PLUGIN = "mesiboscript.testing.plugin"
+pytest_plugins = [] if _PLUGIN in sys.modules else [_PLUGIN]
 
 # A shell starts background jobs (`pytest &`, nohup) with SIGINT ignored, children inherit that,
 # and a Python started so never raises KeyboardInterrupt: the tests that stop a child script with

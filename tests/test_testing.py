@@ -366,7 +366,10 @@ def test_fixture_closes_a_leaked_connection(echo_server: EchoServer) -> None:
 
 
 def _plugin_args() -> list[str]:
-    """Load the plugin explicitly when it is not installed by entry point (a source checkout)."""
+    """Load the plugin explicitly when it is not installed by entry point (a source checkout), or
+    when entry points are not loaded (PYTEST_DISABLE_PLUGIN_AUTOLOAD, inherited by the child)."""
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        return ["-p", "mesiboscript.testing.plugin"]
     points: Any = metadata.entry_points()
     if hasattr(points, "select"):
         group = points.select(group="pytest11")
