@@ -18,7 +18,7 @@ import pytest
 from mesiboscript import _protocol
 from mesiboscript._protocol import BINARY, CLOSE, ERROR, PING, TEXT, Parser, build_frame
 
-from .helpers import frame
+from .rawserver import frame
 
 SIZES = [0, 1, 3, 125, 126, 2047, 65535, 65536, 65537, 16 * 1024 * 3 + 5, (1 << 20) + 3]
 

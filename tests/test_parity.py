@@ -38,7 +38,6 @@ summary.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,10 +48,10 @@ import pytest
 import mesiboscript
 from mesiboscript import WebSocket
 
-from .rawserver import RawServer, refused_port
+from .helpers import TIMEOUT, free_port
+from .rawserver import RawServer
 
 FIXTURES = Path(__file__).resolve().parent / "parity" / "fixtures"
-TIMEOUT = 10.0 * float(os.environ.get("MESIBOSCRIPT_TESTS_TIMEOUT_FACTOR", "1"))
 
 _FAIL_EVENTS = [
     {"type": "open", "readyState": 1, "protocol": "", "extensions": ""},
@@ -309,7 +308,7 @@ def test_parity(
     connecting_close = "close_immediately" in client["action"]
 
     if client["server_path"] is None:
-        url = f"ws://127.0.0.1:{refused_port()}/?s={tag}"
+        url = f"ws://127.0.0.1:{free_port()}/?s={tag}"
     else:
         url = rawserver.url(f"{client['server_path']}?s={tag}")
     ws = WebSocket(url, client["protocols"])

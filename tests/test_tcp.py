@@ -4,8 +4,7 @@ server behind the ``echo_url`` fixtures."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import itertools
 import logging
 import os
 import re
@@ -28,10 +27,10 @@ import mesiboscript
 from mesiboscript import ConnectionFailed, InvalidStateError, ReadyState, SocketError
 from mesiboscript._tcp import SendBufferFull, Socket
 
-from .helpers import TIMEOUT
+from .helpers import TIMEOUT, Certificates, Recorder, free_port
+from .rawserver import OP_CLOSE, RawConnection, RawServer, close_frame
 
 ROOT = Path(__file__).resolve().parent.parent
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -47,82 +46,11 @@ def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
     return True
 
 
-class Recorder:
-    """Attaches the four handlers and records what they saw, in order."""
-
-    def __init__(self, s: Socket, on_connect: Optional[Callable[[Socket, int], None]] = None):
-        self.s = s
-        self.events: list[tuple[Any, ...]] = []
-        self.data = bytearray()
-        self.messages: list[Any] = []
-        self.written: list[int] = []
-        self.connects = 0
-        self.threads: set[str] = set()
-        self.cond = threading.Condition()
-        self.closed = threading.Event()
-        self._on_connect = on_connect
-        s.onconnect = self._connect
-        s.ondata = self._data
-        s.onwrite = self._write
-        s.onclose = self._close
-
-    def _note(self, *event: Any) -> None:
-        with self.cond:
-            self.events.append(event)
-            self.threads.add(threading.current_thread().name)
-            self.cond.notify_all()
-
-    def _connect(self, s: Socket) -> None:
-        assert s is self.s
-        self.connects += 1
-        self._note("connect", int(s.readyState))
-        if self._on_connect is not None:
-            self._on_connect(s, self.connects)
-
-    def _data(self, s: Socket, data: Any) -> None:
-        with self.cond:
-            self.messages.append(data)
-            if isinstance(data, bytes):
-                self.data += data
-        self._note("data")
-
-    def _write(self, s: Socket, nbytes: int) -> None:
-        with self.cond:
-            self.written.append(nbytes)
-        self._note("write", nbytes)
-
-    def _close(self, s: Socket) -> None:
-        self._note("close", int(s.readyState))
-        self.closed.set()
-
-    def wait(self, predicate: Callable[[], bool], what: str) -> None:
-        with self.cond:
-            ok = self.cond.wait_for(predicate, TIMEOUT)
-        assert ok, f"timed out waiting for {what}; events: {self.events[-20:]}"
-
-    def wait_data(self, size: int) -> bytes:
-        self.wait(lambda: len(self.data) >= size, f"{size} bytes")
-        return bytes(self.data)
-
-    def wait_closed(self) -> None:
-        assert self.closed.wait(TIMEOUT), f"no onclose; events: {self.events[-20:]}"
-
-    def kinds(self) -> list[str]:
-        return [e[0] for e in self.events if e[0] != "write"]
-
-
 def need(binary: str) -> str:
     path = shutil.which(binary)
     if path is None:
         pytest.skip(f"{binary} is not installed (.ci/run installs it with apt-get)")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Process:
@@ -198,26 +126,17 @@ def start_ncat(processes: list[Process], tmp_path: Path, *extra: str) -> int:
 
 
 @pytest.fixture(scope="session")
-def cert_files(ca: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def cert_files(certs: Certificates, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A certificate for localhost and 127.0.0.1 from the session's test CA, as PEM files."""
-    folder = tmp_path_factory.mktemp("certs")
-    leaf = ca.issue_cert("localhost", "127.0.0.1")
-    paths = {"cert": folder / "cert.pem", "key": folder / "key.pem", "ca": folder / "ca.pem"}
-    paths["cert"].write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
-    leaf.private_key_pem.write_to_path(str(paths["key"]))
-    ca.cert_pem.write_to_path(str(paths["ca"]))
-    return {name: str(path) for name, path in paths.items()}
+    return certs.pem_files(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture(scope="session")
-def other_cert_files(ca: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def other_cert_files(
+    certs: Certificates, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     """A certificate from the test CA for ``other.example`` only: wrong for 127.0.0.1."""
-    folder = tmp_path_factory.mktemp("other-certs")
-    leaf = ca.issue_cert("other.example")
-    paths = {"cert": folder / "cert.pem", "key": folder / "key.pem"}
-    paths["cert"].write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
-    leaf.private_key_pem.write_to_path(str(paths["key"]))
-    return {name: str(path) for name, path in paths.items()}
+    return certs.pem_files(tmp_path_factory.mktemp("other-certs"), "other.example")
 
 
 class StdServer:
@@ -305,12 +224,6 @@ def reset(sock: socket.socket) -> None:
     """Close with a TCP reset (SO_LINGER 0): the client sees the connection drop."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
-
-
-def server_tls(cert_files: dict[str, str]) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_files["cert"], cert_files["key"])
-    return context
 
 
 # -- construction and properties ----------------------------------------------------------
@@ -533,12 +446,11 @@ def test_peer_close_ends_a_plain_socket() -> None:
 
 
 def test_refused_connection() -> None:
-    with socket.socket() as holder:  # bound, not listening: connections are refused
-        holder.bind(("127.0.0.1", 0))
-        s = Socket(f"sock://127.0.0.1:{holder.getsockname()[1]}")
-        rec = Recorder(s)
-        s.open()
-        rec.wait_closed()
+    port = free_port()  # nothing listens: connections are refused
+    s = Socket(f"sock://127.0.0.1:{port}")
+    rec = Recorder(s)
+    s.open()
+    rec.wait_closed()
     assert rec.kinds() == ["close"]
     assert isinstance(s.last_error, ConnectionFailed)
     assert s.last_error.error == SocketError.ConnectionRefusedError
@@ -673,8 +585,8 @@ def test_openssl_s_server_rev(
 
 
 @pytest.mark.parametrize("how", ["socks://", "sock:// + enableSsl"])
-def test_stdlib_tls_server(how: str, cert_files: dict[str, str]) -> None:
-    with StdServer(echo_forever, tls=server_tls(cert_files)) as server:
+def test_stdlib_tls_server(how: str, cert_files: dict[str, str], certs: Certificates) -> None:
+    with StdServer(echo_forever, tls=certs.server_context("localhost", "127.0.0.1")) as server:
         scheme = "socks" if how == "socks://" else "sock"
         s = Socket(f"{scheme}://localhost:{server.port}", cafile=cert_files["ca"])
         if scheme == "sock":
@@ -686,8 +598,8 @@ def test_stdlib_tls_server(how: str, cert_files: dict[str, str]) -> None:
         rec.wait_closed()
 
 
-def test_unknown_ca_fails_and_closes(cert_files: dict[str, str]) -> None:
-    with StdServer(echo_forever, tls=server_tls(cert_files)) as server:
+def test_unknown_ca_fails_and_closes(certs: Certificates) -> None:
+    with StdServer(echo_forever, tls=certs.server_context("localhost", "127.0.0.1")) as server:
         s = Socket(f"socks://localhost:{server.port}")  # certifi's CAs: ours is unknown
         rec = Recorder(s)
         s.open()
@@ -699,8 +611,8 @@ def test_unknown_ca_fails_and_closes(cert_files: dict[str, str]) -> None:
     assert isinstance(error.__cause__, ssl.SSLCertVerificationError)
 
 
-def test_wrong_hostname_fails(cert_files: dict[str, str], other_cert_files: dict[str, str]) -> None:
-    with StdServer(echo_forever, tls=server_tls(other_cert_files)) as server:
+def test_wrong_hostname_fails(cert_files: dict[str, str], certs: Certificates) -> None:
+    with StdServer(echo_forever, tls=certs.server_context("other.example")) as server:
         s = Socket(f"socks://127.0.0.1:{server.port}", cafile=cert_files["ca"])
         rec = Recorder(s)
         s.open()
@@ -841,14 +753,13 @@ def test_keepalive_holds_data_until_the_server_is_up() -> None:
 
 
 def test_keepalive_gives_up_after_max_attempts() -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        s = Socket(f"sock://127.0.0.1:{holder.getsockname()[1]}", max_attempts=3)
-        s.keepalive = True
-        rec = Recorder(s)
-        started = time.monotonic()
-        s.open()
-        rec.wait_closed()
+    port = free_port()  # nothing listens: connections are refused
+    s = Socket(f"sock://127.0.0.1:{port}", max_attempts=3)
+    s.keepalive = True
+    rec = Recorder(s)
+    started = time.monotonic()
+    s.open()
+    rec.wait_closed()
     # Three attempts: two backoff delays of about 0.1 s and 0.2 s (±20 %) in between.
     assert time.monotonic() - started >= 0.2
     assert rec.kinds() == ["close"]
@@ -857,17 +768,16 @@ def test_keepalive_gives_up_after_max_attempts() -> None:
 
 
 def test_close_stops_reconnecting_and_drops_held_data(caplog: pytest.LogCaptureFixture) -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        s = Socket(f"sock://127.0.0.1:{holder.getsockname()[1]}", retry_delay=5.0)
-        s.keepalive = True
-        rec = Recorder(s)
-        s.open()
-        assert wait_until(lambda: s.last_error is not None)  # waiting 5 s to retry
-        s.send(b"never sent")
-        with caplog.at_level(logging.WARNING, logger="mesiboscript"):
-            s.close()
-            rec.wait_closed()
+    port = free_port()  # nothing listens: connections are refused
+    s = Socket(f"sock://127.0.0.1:{port}", retry_delay=5.0)
+    s.keepalive = True
+    rec = Recorder(s)
+    s.open()
+    assert wait_until(lambda: s.last_error is not None)  # waiting 5 s to retry
+    s.send(b"never sent")
+    with caplog.at_level(logging.WARNING, logger="mesiboscript"):
+        s.close()
+        rec.wait_closed()
     assert rec.kinds() == ["close"]
     assert "10 sent bytes never written" in caplog.text
     assert s.read(0) is False
@@ -973,11 +883,10 @@ def test_read_keeps_what_ondata_queues_and_backpressure_bounds_memory() -> None:
 
 
 def test_upgrade_false_on_failure_and_on_timeout() -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        refused = Socket(f"sock://127.0.0.1:{holder.getsockname()[1]}", ondata=Socket.queue)
-        assert refused.upgrade(TIMEOUT) is False
-        assert refused.read(0) is False
+    port = free_port()  # nothing listens: connections are refused
+    refused = Socket(f"sock://127.0.0.1:{port}", ondata=Socket.queue)
+    assert refused.upgrade(TIMEOUT) is False
+    assert refused.read(0) is False
 
     with StdServer(silent) as server:
         slow = Socket(f"socks://127.0.0.1:{server.port}", ondata=Socket.queue)
@@ -1045,60 +954,6 @@ def test_wss_through_socket_and_read(wss_echo_url: str, client_ssl: Any) -> None
     assert s.read(TIMEOUT) is False
 
 
-def ws_accept(sock: socket.socket) -> bytes:
-    """Answer a WebSocket opening handshake (RFC 6455 4.2.2); return bytes read past it."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        data = sock.recv(4096)
-        assert data, "the client went away during the handshake"
-        buf += data
-    head, rest = buf.split(b"\r\n\r\n", 1)
-    match = re.search(rb"(?im)^sec-websocket-key:\s*(\S+)", head)
-    assert match
-    accept = base64.b64encode(hashlib.sha1(match.group(1) + GUID).digest())
-    sock.sendall(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-    )
-    return rest
-
-
-def ws_read_messages(sock: socket.socket, buf: bytes) -> list[bytes]:
-    """Read unfragmented client frames until a close frame; answer it; return the payloads."""
-    messages: list[bytes] = []
-
-    def need(n: int) -> bytes:
-        nonlocal buf
-        while len(buf) < n:
-            data = sock.recv(1 << 20)
-            assert data, "the client went away without a close frame"
-            buf += data
-        out, buf = buf[:n], buf[n:]
-        return out
-
-    while True:
-        b0, b1 = need(2)
-        length = b1 & 0x7F
-        if length == 126:
-            length = struct.unpack("!H", need(2))[0]
-        elif length == 127:
-            length = struct.unpack("!Q", need(8))[0]
-        key = need(4)
-        masked = need(length)
-        payload = unmask(masked, key)
-        if b0 & 0x0F == 0x8:
-            sock.sendall(b"\x88\x02\x03\xe8")
-            return messages
-        messages.append(payload)
-
-
-def unmask(masked: bytes, key: bytes) -> bytes:
-    # XOR as one big integer: fast enough for megabytes in pure Python.
-    mask = (key * (len(masked) // 4 + 1))[: len(masked)]
-    value = int.from_bytes(masked, "big") ^ int.from_bytes(mask, "big")
-    return value.to_bytes(len(masked), "big")
-
-
 def test_ws_messages_not_completely_written_are_sent_again_whole() -> None:
     """A WebSocket drop cuts a 16 MiB message: the messages whose frames were not completely
     written (onwrite never fired for them) arrive whole, in order, on the next connection."""
@@ -1107,20 +962,29 @@ def test_ws_messages_not_completely_written_are_sent_again_whole() -> None:
     received: dict[int, list[bytes]] = {}
     done = threading.Event()
 
-    def server(sock: socket.socket, n: int) -> None:
-        rest = ws_accept(sock)
+    counter = itertools.count(1)
+
+    def server(conn: RawConnection) -> None:
+        n = next(counter)
+        conn.handshake()
         if n == 1:
-            if not rest:
-                assert sock.recv(1)  # the kernel took some of it...
-            reset(sock)  # ...and the rest dies with the connection
+            if not conn.buf:
+                assert conn.sock.recv(1)  # the kernel took some of it...
+            reset(conn.sock)  # ...and the rest dies with the connection
             return
-        with sock:
-            received[n] = ws_read_messages(sock, rest)
+        messages: list[bytes] = []
+        while True:  # the client's frames until its close frame, which is answered
+            opcode, payload = conn.read_frame()
+            if opcode == OP_CLOSE:
+                conn.sock.sendall(close_frame(1000))
+                break
+            messages.append(payload)
+        received[n] = messages
         done.set()
 
     written_on_first: list[int] = []
-    with StdServer(server) as srv:
-        s = Socket(f"ws://127.0.0.1:{srv.port}/")
+    with RawServer(handler=server) as srv:
+        s = Socket(srv.url())
         s.keepalive = True
 
         def on_connect(s: Socket, n: int) -> None:
