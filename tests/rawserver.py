@@ -488,7 +488,7 @@ class RawServer:
         conn_timeout: how long a connection may live in the *respond* phase or a stall before the
             server ends it itself (a client that never closes must not hold a test forever).
         handshake_timeout: how long to wait for the client's request (and its TLS handshake).
-        io_timeout: a handler's socket timeout.
+        io_timeout: a handler's socket timeout (None: block as long as it takes).
     """
 
     def __init__(
@@ -499,7 +499,7 @@ class RawServer:
         ssl_context: Optional[ssl.SSLContext] = None,
         conn_timeout: float = 1.5 * TIMEOUT,
         handshake_timeout: float = TIMEOUT,
-        io_timeout: float = TIMEOUT,
+        io_timeout: Optional[float] = TIMEOUT,
     ) -> None:
         self.scripts: dict[str, Script] = dict(SCRIPTS)
         self.scripts.update(scripts or {})
@@ -521,16 +521,25 @@ class RawServer:
         self._threads: list[threading.Thread] = []
         self._socks: list[socket.socket] = []
         self._accept_thread: Optional[threading.Thread] = None
+        self._index: dict[threading.Thread, int] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> RawServer:
+    def bind(self) -> RawServer:
+        """Take a port without listening yet: until ``start()``, connections are refused."""
         ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind((self.host, 0))
-        ls.listen(64)
         self.port = int(ls.getsockname()[1])
         self._lsock = ls
+        return self
+
+    def start(self) -> RawServer:
+        """Listen (on the port ``bind()`` took, or a new one) and accept on a thread."""
+        if self._lsock is None:
+            self.bind()
+        assert self._lsock is not None
+        self._lsock.listen(64)
         t = threading.Thread(target=self._accept_loop, name="rawserver-accept", daemon=True)
         self._accept_thread = t
         t.start()
@@ -551,7 +560,7 @@ class RawServer:
             threads = list(self._threads)
         if self.handler is not None:
             for t in threads:
-                t.join(self.io_timeout)
+                t.join(TIMEOUT if self.io_timeout is None else self.io_timeout)
         for s in socks:
             # The raw shutdown: wakes a blocked recv, even under TLS.
             with contextlib.suppress(OSError):
@@ -646,6 +655,7 @@ class RawServer:
                         self.accepted += 1
                         self._socks.append(conn)
                         self._threads.append(t)
+                        self._index[t] = self.accepted
                     t.start()
         finally:
             sel.close()
@@ -669,6 +679,8 @@ class RawServer:
     def _handle(self, raw: socket.socket, peer: tuple[str, int]) -> None:
         assert self.handler is not None
         conn = RawConnection(self, raw, ConnRecord(peer=peer, started_at=time.monotonic()))
+        with self._cond:
+            conn.index = self._index.pop(threading.current_thread())
         result: Any = None
         try:
             raw.settimeout(self.io_timeout)
@@ -708,13 +720,15 @@ class RawServer:
 class RawConnection:
     """The server side of one connection: a script's run, or the blocking calls a handler makes.
 
-    A handler has ``sock`` (the socket, TLS already done), ``buf`` (bytes read but not used yet),
-    ``request`` (the request head, once read) and the calls below; each blocking call fails after
-    the server's ``io_timeout``, and ``ConnectionError`` tells that the client closed its side.
+    A handler has ``sock`` (the socket, TLS already done), ``index`` (1 for the server's first
+    connection, 2 for the next...), ``buf`` (bytes read but not used yet), ``request`` (the
+    request head, once read) and the calls below; each blocking call fails after the server's
+    ``io_timeout``, and ``ConnectionError`` tells that the client closed its side.
     """
 
     def __init__(self, server: RawServer, sock: socket.socket, rec: ConnRecord) -> None:
         self.server = server
+        self.index = 0
         self.sock = sock
         self.rec = rec
         self.buf = bytearray()

@@ -18,9 +18,8 @@ import pytest
 
 from mesiboscript import CloseData, MessageData, ReadyState, SocketError, WebSocket
 from mesiboscript.server import ServerWebSocket, WebSocketServer
-from mesiboscript.testing import CertificateAuthority
 
-from .helpers import TIMEOUT, Recorder, interruptible
+from .helpers import TIMEOUT, Certificates, Recorder, interruptible
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -420,11 +419,11 @@ def test_close_from_a_client_handler_does_not_stall() -> None:
 # -- TLS and subprotocols ---------------------------------------------------------------------
 
 
-def test_wss_with_generated_certificate() -> None:
-    with CertificateAuthority() as ca, WebSocketServer(ssl_context=ca.server_context()) as server:
+def test_wss_with_generated_certificate(certs: Certificates) -> None:
+    with WebSocketServer(ssl_context=certs.server_context()) as server:
         assert server.url == f"wss://127.0.0.1:{server.port}/"
         Accepted(server)
-        ws, recorder = open_client(server.url, cafile=ca.cafile)
+        ws, recorder = open_client(server.url, cafile=certs.cafile)
         ws.send("secure")
         assert wait_messages(recorder, 1) == ["secure"]
         ws.close()

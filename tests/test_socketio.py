@@ -32,7 +32,7 @@ from mesiboscript._loop import get_loop
 from mesiboscript._protocol import build_frame
 from mesiboscript._socketio import SocketIO
 
-from .helpers import TIMEOUT
+from .helpers import TIMEOUT, free_port
 
 SERVERS_DIR = Path(__file__).parent / "socketio_servers"
 ROOT = Path(__file__).parent.parent
@@ -567,14 +567,8 @@ def test_ping_timeout_when_the_server_stalls(
 # -- failures before connecting ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_refused_connection(clients: Callable[..., Client]) -> None:
-    client = clients(f"http://127.0.0.1:{_free_port()}")
+    client = clients(f"http://127.0.0.1:{free_port()}")
     (data,) = client.get("connect_error")
     assert data["message"] == "websocket error"
     assert data["error"] == SocketError.ConnectionRefusedError
@@ -734,7 +728,7 @@ def test_bad_types_raise_at_once() -> None:
 
 
 def test_bad_emits_raise_at_once(clients: Callable[..., Client]) -> None:
-    client = clients(f"http://127.0.0.1:{_free_port()}")
+    client = clients(f"http://127.0.0.1:{free_port()}")
     sio = client.sio
     for name in ("connect", "disconnect", "connect_error"):
         with pytest.raises(ValueError, match="reserved"):

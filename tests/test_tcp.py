@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import socket
-import socketserver
 import ssl
 import struct
 import subprocess
@@ -139,65 +138,8 @@ def other_cert_files(
     return certs.pem_files(tmp_path_factory.mktemp("other-certs"), "other.example")
 
 
-class StdServer:
-    """The standard library's threading TCP server (optionally TLS), running ``handle(sock, n)``
-    for the n-th connection (from 1)."""
-
-    def __init__(
-        self,
-        handle: Callable[[socket.socket, int], None],
-        tls: Optional[ssl.SSLContext] = None,
-        listen: bool = True,
-    ) -> None:
-        outer = self
-        self.count = 0
-        self.lock = threading.Lock()
-
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                with outer.lock:
-                    outer.count += 1
-                    n = outer.count
-                sock: socket.socket = self.request
-                if tls is not None:
-                    sock = tls.wrap_socket(sock, server_side=True)
-                handle(sock, n)
-
-        class Server(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # a client that went away (or rejected our certificate) is expected here
-
-        self.server = Server(("127.0.0.1", 0), Handler, bind_and_activate=False)
-        self.server.server_bind()
-        self.port: int = self.server.server_address[1]
-        self.thread: Optional[threading.Thread] = None
-        if listen:
-            self.listen()
-
-    def listen(self) -> None:
-        self.server.server_activate()
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, name="test-servers", daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        if self.thread is not None:
-            self.server.shutdown()
-            self.thread.join(TIMEOUT)
-        self.server.server_close()
-
-    def __enter__(self) -> StdServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def echo_forever(sock: socket.socket, n: int) -> None:
+def echo_forever(conn: RawConnection) -> None:
+    sock = conn.sock
     with sock:
         while True:
             try:
@@ -209,8 +151,9 @@ def echo_forever(sock: socket.socket, n: int) -> None:
             sock.sendall(data)
 
 
-def silent(sock: socket.socket, n: int) -> None:
+def silent(conn: RawConnection) -> None:
     """Read and never answer (a TLS client waits for the ServerHello forever)."""
+    sock = conn.sock
     with sock:
         while True:
             try:
@@ -371,7 +314,8 @@ def test_close_flushes_everything_sent_before_it(close_from: str) -> None:
     received: dict[int, bytes] = {}
     done = threading.Event()
 
-    def collect(sock: socket.socket, n: int) -> None:
+    def collect(conn: RawConnection) -> None:
+        sock, n = conn.sock, conn.index
         chunks = []
         with sock:
             while True:
@@ -383,7 +327,7 @@ def test_close_flushes_everything_sent_before_it(close_from: str) -> None:
         done.set()
 
     payload = os.urandom(4 * 1024 * 1024)
-    with StdServer(collect) as server:
+    with RawServer(handler=collect) as server:
         # Sent before the connection is up, 4 MiB is held: over the default max_buffer (1 MiB).
         s = Socket(f"sock://127.0.0.1:{server.port}", max_buffer=len(payload))
         if close_from == "onconnect":
@@ -419,7 +363,7 @@ def test_ncat_tcp_echo(processes: list[Process], tmp_path: Path) -> None:
 
 def test_stdlib_server_and_a_large_echo() -> None:
     payload = os.urandom(3 * 1024 * 1024 + 17)
-    with StdServer(echo_forever) as server:
+    with RawServer(handler=echo_forever) as server:
         s = Socket(f"sock://127.0.0.1:{server.port}")
         rec = Recorder(s, on_connect=lambda s, n: s.send(payload))
         s.open()
@@ -430,11 +374,12 @@ def test_stdlib_server_and_a_large_echo() -> None:
 
 
 def test_peer_close_ends_a_plain_socket() -> None:
-    def greet_and_close(sock: socket.socket, n: int) -> None:
+    def greet_and_close(conn: RawConnection) -> None:
+        sock = conn.sock
         with sock:
             sock.sendall(b"bye")
 
-    with StdServer(greet_and_close) as server:
+    with RawServer(handler=greet_and_close) as server:
         s = Socket(f"sock://127.0.0.1:{server.port}")
         rec = Recorder(s)
         s.open()
@@ -586,7 +531,9 @@ def test_openssl_s_server_rev(
 
 @pytest.mark.parametrize("how", ["socks://", "sock:// + enableSsl"])
 def test_stdlib_tls_server(how: str, cert_files: dict[str, str], certs: Certificates) -> None:
-    with StdServer(echo_forever, tls=certs.server_context("localhost", "127.0.0.1")) as server:
+    with RawServer(
+        handler=echo_forever, ssl_context=certs.server_context("localhost", "127.0.0.1")
+    ) as server:
         scheme = "socks" if how == "socks://" else "sock"
         s = Socket(f"{scheme}://localhost:{server.port}", cafile=cert_files["ca"])
         if scheme == "sock":
@@ -599,7 +546,9 @@ def test_stdlib_tls_server(how: str, cert_files: dict[str, str], certs: Certific
 
 
 def test_unknown_ca_fails_and_closes(certs: Certificates) -> None:
-    with StdServer(echo_forever, tls=certs.server_context("localhost", "127.0.0.1")) as server:
+    with RawServer(
+        handler=echo_forever, ssl_context=certs.server_context("localhost", "127.0.0.1")
+    ) as server:
         s = Socket(f"socks://localhost:{server.port}")  # certifi's CAs: ours is unknown
         rec = Recorder(s)
         s.open()
@@ -612,7 +561,9 @@ def test_unknown_ca_fails_and_closes(certs: Certificates) -> None:
 
 
 def test_wrong_hostname_fails(cert_files: dict[str, str], certs: Certificates) -> None:
-    with StdServer(echo_forever, tls=certs.server_context("other.example")) as server:
+    with RawServer(
+        handler=echo_forever, ssl_context=certs.server_context("other.example")
+    ) as server:
         s = Socket(f"socks://127.0.0.1:{server.port}", cafile=cert_files["ca"])
         rec = Recorder(s)
         s.open()
@@ -662,7 +613,7 @@ def test_verify_host_false_with_an_own_ssl_context_is_refused_at_open() -> None:
 
 
 def test_connect_timeout_on_a_silent_tls_server() -> None:
-    with StdServer(silent) as server:
+    with RawServer(handler=silent) as server:
         s = Socket(f"socks://127.0.0.1:{server.port}", connect_timeout=0.3)
         rec = Recorder(s)
         s.open()
@@ -675,7 +626,8 @@ def test_connect_timeout_on_a_silent_tls_server() -> None:
 
 
 def test_keepalive_reconnects_after_the_server_drops_twice() -> None:
-    def drop_twice(sock: socket.socket, n: int) -> None:
+    def drop_twice(conn: RawConnection) -> None:
+        sock, n = conn.sock, conn.index
         if n <= 2:
             data = sock.recv(1024)
             sock.sendall(data)
@@ -684,9 +636,9 @@ def test_keepalive_reconnects_after_the_server_drops_twice() -> None:
             else:
                 sock.close()  # a FIN
             return
-        echo_forever(sock, n)
+        echo_forever(conn)
 
-    with StdServer(drop_twice) as server:
+    with RawServer(handler=drop_twice) as server:
         s = Socket(f"sock://127.0.0.1:{server.port}")
         s.keepalive = True
         rec = Recorder(s, on_connect=lambda s, n: s.send(f"hello {n};"))
@@ -698,7 +650,7 @@ def test_keepalive_reconnects_after_the_server_drops_twice() -> None:
         assert s.readyState == Socket.OPEN
         s.close()
         rec.wait_closed()
-        assert server.count == 3
+        assert server.accepted == 3
     assert rec.connects == 3
     assert rec.kinds().count("close") == 1
     assert rec.events[-1] == ("close", Socket.CLOSED)
@@ -728,7 +680,7 @@ def test_keepalive_turns_on_tcp_keepalive_probes(socat_echo: int, keepalive: boo
 
 def test_keepalive_holds_data_until_the_server_is_up() -> None:
     """Refused attempts are retried; data sent meanwhile is held and arrives once, in order."""
-    server = StdServer(echo_forever, listen=False)  # bound, not listening: refused
+    server = RawServer(handler=echo_forever).bind()  # bound, not listening: refused
     try:
         s = Socket(f"sock://127.0.0.1:{server.port}", max_buffer=64)
         s.keepalive = True
@@ -742,7 +694,7 @@ def test_keepalive_holds_data_until_the_server_is_up() -> None:
         assert wait_until(lambda: s.last_error is not None)  # at least one refused attempt
         assert isinstance(s.last_error, ConnectionFailed)
         assert s.last_error.error == SocketError.ConnectionRefusedError
-        server.listen()
+        server.start()
         expected = b"held 1|held 2|onconnect"
         assert rec.wait_data(len(expected)) == expected
         s.close()
@@ -791,7 +743,8 @@ def test_unsent_data_survives_a_drop_and_nothing_is_written_twice() -> None:
     first_byte = threading.Event()
     done = threading.Event()
 
-    def server(sock: socket.socket, n: int) -> None:
+    def server(conn: RawConnection) -> None:
+        sock, n = conn.sock, conn.index
         if n == 1:
             assert sock.recv(1)  # the kernel took some of it...
             first_byte.set()
@@ -808,7 +761,7 @@ def test_unsent_data_survives_a_drop_and_nothing_is_written_twice() -> None:
         done.set()
 
     written_before_reconnect: list[int] = []
-    with StdServer(server) as srv:
+    with RawServer(handler=server) as srv:
         s = Socket(f"sock://127.0.0.1:{srv.port}")
         s.keepalive = True
 
@@ -852,7 +805,8 @@ def test_read_keeps_what_ondata_queues_and_backpressure_bounds_memory() -> None:
     total = 8 * 1024 * 1024
     payload = os.urandom(total)
 
-    def blast(sock: socket.socket, n: int) -> None:
+    def blast(conn: RawConnection) -> None:
+        sock = conn.sock
         with sock:
             sock.sendall(payload)
 
@@ -866,7 +820,7 @@ def test_read_keeps_what_ondata_queues_and_backpressure_bounds_memory() -> None:
         if s._inbox.nbytes > high:
             over.set()
 
-    with StdServer(blast) as server:
+    with RawServer(handler=blast) as server:
         s = Socket(f"sock://127.0.0.1:{server.port}", ondata=ondata)
         s.open()
         assert over.wait(TIMEOUT)  # the reader is behind: the socket pauses
@@ -888,7 +842,7 @@ def test_upgrade_false_on_failure_and_on_timeout() -> None:
     assert refused.upgrade(TIMEOUT) is False
     assert refused.read(0) is False
 
-    with StdServer(silent) as server:
+    with RawServer(handler=silent) as server:
         slow = Socket(f"socks://127.0.0.1:{server.port}", ondata=Socket.queue)
         closed = threading.Event()
         slow.onclose = lambda s: closed.set()
