@@ -38,9 +38,17 @@ class Recorder:
     ``("connect", rs)``, ``("data",)``, ``("write", nbytes)``, ``("close", rs)``; ``data`` joins
     the bytes received, ``written`` lists onwrite's counts, ``connects`` counts connections, and
     ``on_connect(socket, n)`` runs in the n-th onconnect.
+
+    ``on_message(event)`` (WebSocket) runs in onmessage once the message is recorded: a test's
+    own reaction (an echo), where a second listener cannot be added.
     """
 
-    def __init__(self, conn: Any, on_connect: Optional[Callable[[Any, int], None]] = None) -> None:
+    def __init__(
+        self,
+        conn: Any,
+        on_connect: Optional[Callable[[Any, int], None]] = None,
+        on_message: Optional[Callable[[Any], None]] = None,
+    ) -> None:
         from mesiboscript import Socket
 
         self.ws = conn
@@ -60,6 +68,7 @@ class Recorder:
         self.closed = threading.Event()
         self._t0 = time.monotonic()
         self._on_connect = on_connect
+        self._on_message = on_message
         if isinstance(conn, Socket):
             conn.onconnect = self._connect
             conn.ondata = self._data
@@ -87,6 +96,8 @@ class Recorder:
         with self.cond:
             self.messages.append(event.data)
         self._note("message", int(self.ws.readyState))
+        if self._on_message is not None:
+            self._on_message(event)
 
     def _error(self, error: mesiboscript.SocketError) -> None:
         with self.cond:

@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mesiboscript import MessageData, SocketError, WebSocket
+from mesiboscript import SocketError, WebSocket
 
 from .helpers import TIMEOUT, Certificates, Recorder
 from .rawserver import RawConnection, RawServer, close_frame, frame
@@ -454,13 +454,8 @@ def test_fuzz_server_bytes_after_handshake() -> None:
     def run(data: bytes) -> None:
         server.payloads.append(data)
         ws = WebSocket(server.url(), max_size=1 << 16, close_timeout=2)
-        rec = Recorder(ws)
-
-        def echo(event: MessageData) -> None:
-            rec._message(event)
-            ws.send(event.data)  # sending while the peer misbehaves must be safe too
-
-        ws.onmessage = echo
+        # Sending while the peer misbehaves must be safe too.
+        rec = Recorder(ws, on_message=lambda event: ws.send(event.data))
         recorders.append(rec)
         _check_fuzz_outcome(rec, errors)
 

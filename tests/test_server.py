@@ -19,7 +19,7 @@ import pytest
 from mesiboscript import CloseData, MessageData, ReadyState, SocketError, WebSocket
 from mesiboscript.server import ServerWebSocket, WebSocketServer
 
-from .helpers import TIMEOUT, Certificates, Recorder, interruptible
+from .helpers import TIMEOUT, Certificates, Recorder, interruptible, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,23 +44,22 @@ def server() -> Iterator[WebSocketServer]:
 
 
 class Accepted:
-    """Collects the server side: connections, messages and close events, each waitable."""
+    """Collects the server side: each connection (waitable) with a Recorder of its events, the
+    messages (waitable, echoed unless ``echo=False``) and the threads the handlers ran on."""
 
     def __init__(self, server: WebSocketServer, echo: bool = True) -> None:
         self.connections: queue.Queue[ServerWebSocket] = queue.Queue()
         self.messages: queue.Queue[Any] = queue.Queue()
-        self.events: list[Any] = []
-        self.closed = threading.Event()
+        self.recorders: list[Recorder] = []
+        self.states: list[ReadyState] = []  # each connection's readyState when accepted
         self.threads: set[str] = set()
         self.echo = echo
         server.onNewConnection = self.accept
 
     def accept(self, ws: ServerWebSocket) -> None:
         self.threads.add(threading.current_thread().name)
-        self.events.append(("new", ws.readyState))
-        ws.onmessage = lambda event: self.message(ws, event)
-        ws.onerror = lambda error: self.events.append(("error", error))
-        ws.onclose = lambda event: self.close(ws, event)
+        self.states.append(ws.readyState)
+        self.recorders.append(Recorder(ws, on_message=lambda event: self.message(ws, event)))
         self.connections.put(ws)
 
     def message(self, ws: ServerWebSocket, event: MessageData) -> None:
@@ -69,12 +68,14 @@ class Accepted:
         if self.echo:
             ws.send(event.data)
 
-    def close(self, ws: ServerWebSocket, event: CloseData) -> None:
-        self.events.append(("close", event.code, event.reason, event.wasClean, ws.readyState))
-        self.closed.set()
-
     def next_connection(self) -> ServerWebSocket:
         return self.connections.get(timeout=TIMEOUT)
+
+    def wait_closed(self) -> Recorder:
+        """The first connection's recorder, once its close event came."""
+        wait_for(lambda: bool(self.recorders))
+        self.recorders[0].wait_closed()
+        return self.recorders[0]
 
 
 def open_client(url: str, **options: Any) -> tuple[WebSocket, Recorder]:
@@ -162,7 +163,7 @@ def test_echo_text_binary_json(server: WebSocketServer) -> None:
         conn.send(12)  # type: ignore[arg-type]
     ws.close()
     recorder.wait_closed()
-    assert accepted.closed.wait(TIMEOUT)
+    accepted.wait_closed()
     assert accepted.threads == {"mesiboscript-server"}
 
 
@@ -315,10 +316,9 @@ def test_server_side_close_with_code(server: WebSocketServer) -> None:
     event = recorder.wait_closed()
     assert (event.code, event.reason, event.wasClean) == (4000, "bye", True)
     assert recorder.messages == ["last"]
-    assert accepted.closed.wait(TIMEOUT)
+    server_side = accepted.wait_closed()
     # The server's close event reports the client's answering close frame: the code echoed.
-    assert accepted.events[-1][:2] == ("close", 4000)
-    assert accepted.events[-1][3:] == (True, ReadyState.CLOSED)
+    assert server_side.events[-1] == ("close", ReadyState.CLOSED, 4000, True)
     conn.close(4000, "again")  # a second call does nothing
 
 
@@ -347,11 +347,11 @@ def test_client_close_reaches_server(server: WebSocketServer) -> None:
     ws, recorder = open_client(server.url)
     ws.close(3001, "client done")
     recorder.wait_closed()
-    assert accepted.closed.wait(TIMEOUT)
-    assert accepted.events == [
-        ("new", ReadyState.OPEN),
-        ("close", 3001, "client done", True, ReadyState.CLOSED),
-    ]
+    server_side = accepted.wait_closed()
+    assert accepted.states == [ReadyState.OPEN]
+    assert server_side.events == [("close", ReadyState.CLOSED, 3001, True)]
+    assert server_side.close_data is not None
+    assert server_side.close_data.reason == "client done"
 
 
 def test_tcp_drop_fires_error_then_1006(server: WebSocketServer) -> None:
@@ -366,12 +366,13 @@ def test_tcp_drop_fires_error_then_1006(server: WebSocketServer) -> None:
         response += sock.recv(4096)
     accepted.next_connection()
     sock.close()  # no close frame
-    assert accepted.closed.wait(TIMEOUT)
-    assert accepted.events == [
-        ("new", ReadyState.OPEN),
-        ("error", SocketError.RemoteHostClosedError),
-        ("close", 1006, "", False, ReadyState.CLOSED),
-    ]
+    server_side = accepted.wait_closed()
+    assert accepted.states == [ReadyState.OPEN]
+    assert server_side.kinds() == ["error", "close"]
+    assert server_side.errors == [SocketError.RemoteHostClosedError]
+    assert server_side.events[-1] == ("close", ReadyState.CLOSED, 1006, False)
+    assert server_side.close_data is not None
+    assert server_side.close_data.reason == ""
 
 
 def test_server_close_sends_1001_to_every_client(server: WebSocketServer) -> None:
