@@ -442,7 +442,7 @@ def test_a_server_that_cannot_start_raises_and_cleans_up() -> None:
         for scheme in ("ws", "wss"):  # wss makes (and must remove) a CA of its own
             with pytest.raises(OSError, match=r"(?i)in use"):
                 EchoServer(scheme, port=port)
-    assert not _echo_threads()
+    # no_echo_threads checks that their threads end.
 
 
 def test_repr_names_the_url_and_the_state() -> None:
@@ -528,3 +528,11 @@ def test_plugin_closes_servers_a_session_left_listening(tmp_path: Path) -> None:
 def test_plugin_in_a_session_without_servers(tmp_path: Path) -> None:
     result = _run_pytest(tmp_path, "def test_nothing():\n    pass\n")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_package_lists_its_lazy_names() -> None:
+    import mesiboscript.testing as testing
+
+    assert {"SCHEMES", "CertificateAuthority", "EchoServer", "parse_script"} <= set(dir(testing))
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        _ = testing.nothing
