@@ -8,6 +8,7 @@ import select
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from typing import Optional
 
@@ -236,3 +237,21 @@ def test_serve_refuses_a_bad_script() -> None:
     result = cli("serve", "--script", "/echo/many")
     assert result.returncode == 2
     assert "mesiboscript serve: ws:" in result.stderr
+
+
+def test_serve_without_the_server_extra_is_a_usage_error() -> None:
+    """Without websockets (the server extra) `serve` says so and exits 2, with no traceback."""
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["websockets"] = None  # as if it were not installed
+        from mesiboscript.__main__ import main
+        sys.exit(main(["serve"]))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("mesiboscript serve: ")
+    assert "Traceback" not in result.stderr

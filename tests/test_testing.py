@@ -536,3 +536,23 @@ def test_the_package_lists_its_lazy_names() -> None:
     assert {"SCHEMES", "CertificateAuthority", "EchoServer", "parse_script"} <= set(dir(testing))
     with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
         _ = testing.nothing
+
+
+def test_certificate_authority_without_trustme_says_what_to_install() -> None:
+    """The testing extra is optional: without trustme the error names the package to install."""
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["trustme"] = None  # as if it were not installed
+        from mesiboscript.testing import CertificateAuthority
+        try:
+            CertificateAuthority()
+        except ImportError as exc:
+            print(exc)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'mesiboscript[testing]'" in result.stdout
