@@ -862,7 +862,8 @@ class RawConnection:
         self._half_close()
         self.close_quietly()
 
-    def _rst(self) -> None:
+    def reset(self) -> None:
+        """Close with a TCP reset (SO_LINGER 0) instead of a FIN: the client sees a drop."""
         with contextlib.suppress(OSError):
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.close_quietly()
@@ -1019,7 +1020,7 @@ class RawConnection:
                 self.rec.end = "server_fin, then " + self.rec.end
                 return
             elif isinstance(action, DropRst):
-                self._rst()
+                self.reset()
                 self.rec.end = "server_rst"
                 return
             elif isinstance(action, WaitMessage):

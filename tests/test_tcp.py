@@ -11,7 +11,6 @@ import re
 import shutil
 import socket
 import ssl
-import struct
 import subprocess
 import sys
 import threading
@@ -161,12 +160,6 @@ def silent(conn: RawConnection) -> None:
                     return
             except OSError:
                 return
-
-
-def reset(sock: socket.socket) -> None:
-    """Close with a TCP reset (SO_LINGER 0): the client sees the connection drop."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
 
 
 # -- construction and properties ----------------------------------------------------------
@@ -632,7 +625,7 @@ def test_keepalive_reconnects_after_the_server_drops_twice() -> None:
             data = sock.recv(1024)
             sock.sendall(data)
             if n == 1:
-                reset(sock)  # an RST
+                conn.reset()  # an RST
             else:
                 sock.close()  # a FIN
             return
@@ -748,7 +741,7 @@ def test_unsent_data_survives_a_drop_and_nothing_is_written_twice() -> None:
         if n == 1:
             assert sock.recv(1)  # the kernel took some of it...
             first_byte.set()
-            reset(sock)  # ...and the rest dies with the connection
+            conn.reset()  # ...and the rest dies with the connection
             return
         chunks = []
         with sock:
@@ -924,7 +917,7 @@ def test_ws_messages_not_completely_written_are_sent_again_whole() -> None:
         if n == 1:
             if not conn.buf:
                 assert conn.sock.recv(1)  # the kernel took some of it...
-            reset(conn.sock)  # ...and the rest dies with the connection
+            conn.reset()  # ...and the rest dies with the connection
             return
         messages: list[bytes] = []
         while True:  # the client's frames until its close frame, which is answered
