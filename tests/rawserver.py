@@ -477,9 +477,13 @@ class RawServer:
       :class:`Script`; everything the client did lands in a :class:`ConnRecord` (``records``,
       ``wait_record``). The parity fixtures and the fault tests use this.
     - ``handler=fn``: run ``fn(conn)`` on the :class:`RawConnection` (blocking calls, each failing
-      after ``io_timeout``) for conversations no script describes. ``results`` gets each handler's
-      return value, or the exception that ended it (a TLS handshake the client refused, a client
-      that went away), and ``requests`` every request head a handler read.
+      after ``io_timeout``) for conversations no script describes, WebSocket or plain TCP/TLS
+      (the Mesibo ``Socket`` tests). ``results`` gets each handler's return value, or the
+      exception that ended it (a TLS handshake the client refused, a client that went away), and
+      ``requests`` every request head a handler read.
+
+    ``bind()`` before ``start()`` takes the port without listening: connections are refused
+    until ``start()``.
 
     Args:
         scripts: extra path → Script entries (on top of ``SCRIPTS``).
