@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import select
 import selectors
 import socket
 import ssl
@@ -149,7 +150,8 @@ class Handshake:
     slowloris), ``"none"`` (do not even read the request).
     ``protocol``: ``"first"`` picks the first offered protocol, another string is sent as it is
     (offered or not), ``None`` sends no Sec-WebSocket-Protocol. ``extensions``: the header value to
-    send, offered or not.
+    send, offered or not. ``late``: seconds to hold the answer back, unless the client sends or
+    closes first (a client that gives up while CONNECTING is never answered).
     """
 
     mode: str = "ok"
@@ -157,6 +159,7 @@ class Handshake:
     protocol: Optional[str] = "first"
     extensions: Optional[str] = None
     extra_headers: tuple[tuple[str, str], ...] = ()
+    late: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -927,6 +930,8 @@ class RawConnection:
             except TimeoutError:
                 self.rec.end = "handshake_timeout"
                 return False
+            except _ClosedError:  # a reset, or the server stopping: rec.end says which
+                return False
             if not data:
                 self.rec.end = "client_fin_before_request"
                 return False
@@ -1007,6 +1012,9 @@ class RawConnection:
         if script_hs.mode == "silent":
             self._stall()
             return
+        if script_hs.late:
+            # Woken by the client's next bytes or its FIN; the answer then goes to a closed peer.
+            select.select([self.sock], [], [], script_hs.late)
         if not self._answer(script_hs):
             return
         self._parse_frames()  # a client may have pipelined frames after its request

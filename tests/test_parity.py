@@ -37,6 +37,7 @@ summary.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -158,6 +159,26 @@ def rawserver() -> Iterator[RawServer]:
 
 
 # -- running one scenario --------------------------------------------------------------------
+
+
+def _answered_late(srv: RawServer, path: str) -> str:
+    """The script at ``path``, answering the handshake only after a while (``path + "/late"``).
+
+    A page runs ``close()`` right after ``new WebSocket()`` before any network event can happen;
+    here the I/O thread may finish the handshake between those two statements. Holding the answer
+    back gives close() the same head start (the server still answers if the client never gives
+    up, and the test then sees the open).
+    """
+    late = path + "/late"
+    if late not in srv.scripts:
+        script = srv.scripts[path]
+        srv.add(
+            late,
+            dataclasses.replace(
+                script, handshake=dataclasses.replace(script.handshake, late=TIMEOUT)
+            ),
+        )
+    return late
 
 
 def _data(data: Any) -> dict[str, str]:
@@ -309,6 +330,8 @@ def test_parity(
 
     if client["server_path"] is None:
         url = f"ws://127.0.0.1:{free_port()}/?s={tag}"
+    elif connecting_close:
+        url = rawserver.url(f"{_answered_late(rawserver, client['server_path'])}?s={tag}")
     else:
         url = rawserver.url(f"{client['server_path']}?s={tag}")
     ws = WebSocket(url, client["protocols"])
