@@ -198,10 +198,14 @@ class Client:
             self.sio.on(event, self.recorder(event))
 
     def recorder(self, event: str, result: Any = None) -> Callable[..., Any]:
+        # The queue is made here, once: made on first use, the handler (I/O thread) and get()
+        # (test thread) could each make one, and an event put in the lost one never arrives.
+        arrived = self.queues[event]
+
         def handler(*args: Any) -> Any:
             self.order.append(event)
             self.threads.add(threading.current_thread().name)
-            self.queues[event].put(args)
+            arrived.put(args)
             return result
 
         return handler
