@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import signal
 import ssl
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +12,14 @@ import pytest
 import mesiboscript
 from mesiboscript import _lifetime
 
-from .helpers import TIMEOUT, AsyncServers
+from .helpers import TIMEOUT, AsyncServers, Certificates
+
+# The fixtures echo_server, echo_ca, ... come from this checkout's plugin, installed or not. When
+# the package is installed, pytest has already loaded the plugin by its pytest11 entry point (before
+# any conftest); naming it here as well would register the module twice, which pytest refuses.
+# With `-p no:mesiboscript` or PYTEST_DISABLE_PLUGIN_AUTOLOAD it is skipped, and this loads it.
+_PLUGIN = "mesiboscript.testing.plugin"
+pytest_plugins = [] if _PLUGIN in sys.modules else [_PLUGIN]
 
 # A shell starts background jobs (`pytest &`, nohup) with SIGINT ignored, children inherit that,
 # and a Python started so never raises KeyboardInterrupt: the tests that stop a child script with
@@ -36,22 +44,22 @@ def echo_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def ca(echo_ca: Any) -> Any:
-    return echo_ca.trustme  # the plugin's session CA
+def certs(echo_ca: Any) -> Certificates:
+    """The session's certificates, from the plugin's CA: the echo servers use it too."""
+    return Certificates(echo_ca)
 
 
 @pytest.fixture(scope="session")
-def server_ssl(ca: Any) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
-    return context
+def untrusted_certs() -> Iterator[Certificates]:
+    """Certificates from a CA of their own, which no client is told to trust."""
+    certificates = Certificates()
+    yield certificates
+    certificates.close()
 
 
 @pytest.fixture(scope="session")
-def client_ssl(ca: Any) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return context
+def client_ssl(certs: Certificates) -> ssl.SSLContext:
+    return certs.client_context()
 
 
 @pytest.fixture(scope="session")

@@ -1,67 +1,164 @@
-"""Test helpers: real servers on 127.0.0.1 port 0, and a recorder of WebSocket events."""
+"""Test helpers: the wait unit, the one event recorder, free ports, certificates, and servers.
+
+Standard library only at import (``tests/rawserver.py`` and ``tests/parity/record.py`` use it
+without the package): mesiboscript, websockets and trustme load when a helper is used.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
+import datetime
 import os
 import socket
 import ssl
-import struct
 import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-import mesiboscript
+if TYPE_CHECKING:
+    import mesiboscript
 
 # One scaled unit for every wait: raise MESIBOSCRIPT_TESTS_TIMEOUT_FACTOR on slow machines.
 TIMEOUT = 10.0 * float(os.environ.get("MESIBOSCRIPT_TESTS_TIMEOUT_FACTOR", "1"))
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class Recorder:
-    """Attaches all four handlers and records (kind, readyState, details) in order."""
+    """Records one connection's events in order, as (kind, readyState, details), for a test to
+    check and wait on. The tests' one event recorder.
 
-    def __init__(self, ws: mesiboscript.WebSocket) -> None:
-        self.ws = ws
+    A WebSocket (client, or a server's connection) gets its four ``on*`` handlers and records
+    ``("open", rs)``, ``("message", rs)``, ``("error", rs)``, ``("close", rs, code, wasClean)``;
+    ``messages`` holds the data, ``errors``/``error`` the SocketErrors, ``close_data`` the close
+    event, ``close_after`` its time in seconds after the recorder was made.
+
+    A Mesibo ``Socket`` gets ``onconnect``/``ondata``/``onwrite``/``onclose`` and records
+    ``("connect", rs)``, ``("data",)``, ``("write", nbytes)``, ``("close", rs)``; ``data`` joins
+    the bytes received, ``written`` lists onwrite's counts, ``connects`` counts connections, and
+    ``on_connect(socket, n)`` runs in the n-th onconnect.
+
+    ``on_message(event)`` (WebSocket) runs in onmessage once the message is recorded: a test's
+    own reaction (an echo), where a second listener cannot be added.
+    """
+
+    def __init__(
+        self,
+        conn: Any,
+        on_connect: Optional[Callable[[Any, int], None]] = None,
+        on_message: Optional[Callable[[Any], None]] = None,
+    ) -> None:
+        from mesiboscript import Socket
+
+        self.ws = conn
+        self.s = conn
         self.events: list[tuple[Any, ...]] = []
         self.messages: list[Any] = []
+        self.errors: list[mesiboscript.SocketError] = []
+        self.error: Optional[mesiboscript.SocketError] = None
+        self.close_data: Optional[mesiboscript.CloseData] = None
+        self.close_after: Optional[float] = None
+        self.data = bytearray()
+        self.written: list[int] = []
+        self.connects = 0
+        self.threads: set[str] = set()
+        self.cond = threading.Condition()
         self.opened = threading.Event()
         self.closed = threading.Event()
-        self.close_data: Optional[mesiboscript.CloseData] = None
-        self.error: Optional[mesiboscript.SocketError] = None
-        ws.onopen = self._open
-        ws.onmessage = self._message
-        ws.onerror = self._error
-        ws.onclose = self._close
+        self._t0 = time.monotonic()
+        self._on_connect = on_connect
+        self._on_message = on_message
+        if isinstance(conn, Socket):
+            conn.onconnect = self._connect
+            conn.ondata = self._data
+            conn.onwrite = self._write
+            conn.onclose = self._socket_close
+        else:
+            conn.onopen = self._open
+            conn.onmessage = self._message
+            conn.onerror = self._error
+            conn.onclose = self._close
+
+    def _note(self, *event: Any) -> None:
+        with self.cond:
+            self.events.append(event)
+            self.threads.add(threading.current_thread().name)
+            self.cond.notify_all()
+
+    # -- WebSocket -----------------------------------------------------------------------------
 
     def _open(self) -> None:
-        self.events.append(("open", int(self.ws.readyState)))
+        self._note("open", int(self.ws.readyState))
         self.opened.set()
 
     def _message(self, event: mesiboscript.MessageData) -> None:
-        self.events.append(("message", int(self.ws.readyState)))
-        self.messages.append(event.data)
+        with self.cond:
+            self.messages.append(event.data)
+        self._note("message", int(self.ws.readyState))
+        if self._on_message is not None:
+            self._on_message(event)
 
     def _error(self, error: mesiboscript.SocketError) -> None:
-        self.error = error
-        self.events.append(("error", int(self.ws.readyState)))
+        with self.cond:
+            self.error = error
+            self.errors.append(error)
+        self._note("error", int(self.ws.readyState))
 
     def _close(self, event: mesiboscript.CloseData) -> None:
         self.close_data = event
-        self.events.append(("close", int(self.ws.readyState), event.code, event.wasClean))
+        self.close_after = time.monotonic() - self._t0
+        self._note("close", int(self.ws.readyState), event.code, event.wasClean)
         self.closed.set()
 
-    def wait_closed(self) -> mesiboscript.CloseData:
-        assert self.closed.wait(TIMEOUT), f"no close event; events so far: {self.events}"
-        assert self.close_data is not None
-        return self.close_data
+    # -- Socket --------------------------------------------------------------------------------
+
+    def _connect(self, s: Any) -> None:
+        assert s is self.s
+        self.connects += 1
+        self._note("connect", int(s.readyState))
+        self.opened.set()
+        if self._on_connect is not None:
+            self._on_connect(s, self.connects)
+
+    def _data(self, s: Any, data: Any) -> None:
+        with self.cond:
+            self.messages.append(data)
+            if isinstance(data, bytes):
+                self.data += data
+        self._note("data")
+
+    def _write(self, s: Any, nbytes: int) -> None:
+        with self.cond:
+            self.written.append(nbytes)
+        self._note("write", nbytes)
+
+    def _socket_close(self, s: Any) -> None:
+        self.close_after = time.monotonic() - self._t0
+        self._note("close", int(s.readyState))
+        self.closed.set()
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    def wait(self, predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
+        """Wait until ``predicate()`` (checked at each event) holds."""
+        with self.cond:
+            ok = self.cond.wait_for(predicate, timeout)
+        assert ok, f"timed out waiting for {what}; events: {self.events[-20:]}"
+
+    def wait_data(self, size: int) -> bytes:
+        """A Socket's bytes, once at least ``size`` arrived."""
+        self.wait(lambda: len(self.data) >= size, f"{size} bytes")
+        return bytes(self.data)
+
+    def wait_closed(self, timeout: float = TIMEOUT) -> mesiboscript.CloseData:
+        """Wait for the close event; its CloseData (None for a Socket, whose onclose has none)."""
+        assert self.closed.wait(timeout), f"no close event; events so far: {self.events[-20:]}"
+        return self.close_data  # type: ignore[return-value]
 
     def kinds(self) -> list[str]:
-        return [e[0] for e in self.events]
+        """The kinds of events, in order (a Socket's onwrite left out)."""
+        return [e[0] for e in self.events if e[0] != "write"]
 
 
 class AsyncServers:
@@ -100,202 +197,72 @@ class AsyncServers:
         self.loop.close()
 
 
-# -- a raw server for misbehaving peers --------------------------------------------------------
-
-
-def frame(
-    opcode: int,
-    payload: bytes = b"",
-    fin: bool = True,
-    rsv: int = 0,
-    mask: bool = False,
-    length: Optional[int] = None,
-) -> bytes:
-    """A server frame, possibly malformed on purpose."""
-    n = len(payload) if length is None else length
-    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
-    mbit = 0x80 if mask else 0
-    if n < 126:
-        head += bytes([mbit | n])
-    elif n < 65536:
-        head += bytes([mbit | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([mbit | 127]) + struct.pack("!Q", n)
-    if mask:
-        key = b"\x01\x02\x03\x04"
-        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-        head += key
-    return head + payload
-
-
-def close_frame(code: Optional[int] = None, reason: bytes = b"") -> bytes:
-    return frame(0x8, b"" if code is None else struct.pack("!H", code) + reason)
-
-
-class RawConnection:
-    """The server side of one accepted connection, in blocking mode with a timeout."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.sock.settimeout(TIMEOUT)
-        self.buf = b""
-        self.request = b""
-
-    def recv_until(self, marker: bytes) -> bytes:
-        while marker not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("client closed")
-            self.buf += chunk
-        head, _, self.buf = self.buf.partition(marker)
-        return head
-
-    def handshake(
-        self, status: str = "101 Switching Protocols", extra: str = "", accept: Optional[str] = None
-    ) -> bytes:
-        """Answer the upgrade request (correctly unless told otherwise); return the request."""
-        self.request = self.recv_until(b"\r\n\r\n")
-        key = b""
-        for line in self.request.split(b"\r\n"):
-            if line.lower().startswith(b"sec-websocket-key:"):
-                key = line.split(b":", 1)[1].strip()
-        if accept is None:
-            accept = base64.b64encode(hashlib.sha1(key + GUID).digest()).decode()
-        self.sock.sendall(
-            (
-                f"HTTP/1.1 {status}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Accept: {accept}\r\n{extra}\r\n"
-            ).encode()
-        )
-        return self.request
-
-    def read_exact(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("client closed")
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def read_frame(self) -> tuple[int, bytes]:
-        """One client frame: (opcode, unmasked payload)."""
-        b0, b1 = self.read_exact(2)
-        n = b1 & 0x7F
-        if n == 126:
-            n = struct.unpack("!H", self.read_exact(2))[0]
-        elif n == 127:
-            n = struct.unpack("!Q", self.read_exact(8))[0]
-        key = self.read_exact(4) if b1 & 0x80 else b"\0\0\0\0"
-        data = self.read_exact(n)
-        return b0 & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(data))
-
-    def read_close_code(self) -> Optional[int]:
-        """Read frames until the client's close frame; its code (None for an empty body)."""
-        while True:
-            opcode, payload = self.read_frame()
-            if opcode == 0x8:
-                return struct.unpack("!H", payload[:2])[0] if payload else None
-
-    def wait_eof(self) -> bool:
-        """True once the client has closed its side."""
-        try:
-            while self.sock.recv(65536):
-                pass
-        except OSError:
-            pass
-        return True
-
-
-class RawServer:
-    """A TCP (or TLS) server on 127.0.0.1:0 that runs ``script(conn)`` on a thread per
-    connection. Records how many connections it accepted, every request head a script read, and
-    every script's result (or the exception that ended it)."""
-
-    def __init__(
-        self, script: Callable[[RawConnection], Any], tls: Optional[ssl.SSLContext] = None
-    ) -> None:
-        self.script = script
-        self.tls = tls
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.listener.getsockname()[1])
-        self.accepted = 0
-        self.requests: list[bytes] = []
-        self.results: list[Any] = []
-        self.lock = threading.Lock()
-        self.finished = threading.Condition(self.lock)
-        self.threads: list[threading.Thread] = []
-        self.thread = threading.Thread(target=self._accept, name="raw-server", daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.accepted += 1
-            thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
-            self.threads.append(thread)
-            thread.start()
-
-    def _serve(self, sock: socket.socket) -> None:
-        result: Any = None
-        conn: Optional[RawConnection] = None
-        try:
-            sock.settimeout(TIMEOUT)
-            if self.tls is not None:
-                sock = self.tls.wrap_socket(sock, server_side=True)
-            conn = RawConnection(sock)
-            result = self.script(conn)
-        except Exception as exc:  # the client's behaviour under test may break the script
-            result = exc
-        finally:
-            sock.close()
-            with self.finished:
-                if conn is not None and conn.request:
-                    self.requests.append(conn.request)
-                self.results.append(result)
-                self.finished.notify_all()
-
-    def wait_results(self, count: int = 1) -> list[Any]:
-        """Wait until ``count`` scripts have finished; all results so far, in finishing order."""
-        with self.finished:
-            ok = self.finished.wait_for(lambda: len(self.results) >= count, TIMEOUT)
-        assert ok, f"the server script did not finish: {self.results}"
-        return self.results
-
-    def result(self) -> Any:
-        """The first script's result."""
-        return self.wait_results(1)[0]
-
-    def close(self) -> None:
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
-        except OSError:
-            pass
-        self.listener.close()
-        self.thread.join(TIMEOUT)
-        for thread in self.threads:
-            thread.join(TIMEOUT)
-
-    def __enter__(self) -> RawServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+# -- ports and certificates ----------------------------------------------------------------------
 
 
 def free_port() -> int:
-    """A port with nothing listening (bound, then closed)."""
-    with socket.socket() as s:
+    """A loopback port nothing listens on (bound, then released): connecting to it is refused,
+    and a server started later may bind it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class Certificates:
+    """Certificates made at test time (trustme), all signed by one throwaway CA. The tests' one
+    TLS helper.
+
+    Built on :class:`mesiboscript.testing.CertificateAuthority`; conftest's ``certs`` wraps the
+    plugin's session ``echo_ca``, so the echo servers and every server a test starts share one
+    trust root (``cafile``, ``client_context()``). ``Certificates()`` makes a CA of its own: one
+    that clients do not trust.
+    """
+
+    def __init__(self, authority: Any = None) -> None:
+        from mesiboscript.testing import CertificateAuthority
+
+        self._owned = authority is None
+        self.authority = CertificateAuthority() if authority is None else authority
+        self.trustme: Any = self.authority.trustme
+        self.cafile: str = self.authority.cafile
+
+    def server_context(self, *hosts: str, expired: bool = False) -> ssl.SSLContext:
+        """A server context with a certificate for ``hosts`` (default 127.0.0.1 and localhost);
+        ``expired``: valid last month, expired yesterday."""
+        dates: dict[str, Any] = {}
+        if expired:
+            now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+            dates = {
+                "not_before": now - datetime.timedelta(days=30),
+                "not_after": now - datetime.timedelta(days=1),
+            }
+        cert = self.trustme.issue_cert(*(hosts or ("127.0.0.1", "localhost")), **dates)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(context)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts this CA (and checks host names)."""
+        context: ssl.SSLContext = self.authority.client_context()
+        return context
+
+    def pem_files(self, folder: Path, *hosts: str) -> dict[str, str]:
+        """PEM files for servers outside Python (socat, openssl): ``cert`` (the chain), ``key``,
+        and ``ca`` (what a client trusts), for ``hosts`` (default localhost and 127.0.0.1)."""
+        leaf = self.trustme.issue_cert(*(hosts or ("localhost", "127.0.0.1")))
+        paths = {"cert": folder / "cert.pem", "key": folder / "key.pem", "ca": folder / "ca.pem"}
+        paths["cert"].write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
+        leaf.private_key_pem.write_to_path(str(paths["key"]))
+        self.trustme.cert_pem.write_to_path(str(paths["ca"]))
+        return {name: str(path) for name, path in paths.items()}
+
+    def close(self) -> None:
+        """Remove the CA's files, if this helper made the CA."""
+        if self._owned:
+            self.authority.close()
+
+
+# -- waiting and child processes --------------------------------------------------------------
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = TIMEOUT) -> None:

@@ -1,10 +1,11 @@
-"""A misbehaving WebSocket server for tests: raw bytes on a real socket, scripted per URL path.
+"""The tests' one misbehaving WebSocket server: raw bytes on a real socket.
 
-Standard library only (``trustme`` for the TLS helpers, imported when they are used). One thread
-accepts on ``127.0.0.1`` port 0; each connection runs in its own thread, does the handshake its
-script asks for (correct, or broken in a chosen way, or never answered), writes the script's raw
-bytes, and records what the client sent back: every frame after the handshake, unmasked and
-parsed, the close code and reason on the wire, and how the client ended the TCP connection.
+Standard library only (``tests/parity/record.py`` runs it without the package). One thread
+accepts on ``127.0.0.1`` port 0; each connection runs in its own thread. By default a connection
+is scripted per URL path: it does the handshake its script asks for (correct, or broken in a
+chosen way, or never answered), writes the script's raw bytes, and records what the client sent
+back: every frame after the handshake, unmasked and parsed, the close code and reason on the
+wire, and how the client ended the TCP connection.
 
     with RawServer() as srv:
         ws = WebSocket(srv.url("/close_4001"))
@@ -13,26 +14,39 @@ parsed, the close code and reason on the wire, and how the client ended the TCP 
         assert rec.client_close_code == 4001
 
 ``SCRIPTS`` holds the named scenarios used by the parity fixtures and the fault tests; a test can
-add its own with ``RawServer(scripts={...})`` or ``srv.add(path, Script(...))``.
+add its own with ``RawServer(scripts={...})`` or ``srv.add(path, Script(...))``. A conversation no
+script describes is a handler, blocking code run on each connection::
+
+    def handler(conn: RawConnection) -> Optional[int]:
+        conn.handshake()
+        conn.sock.sendall(frame(OP_TEXT, "hi"))
+        return conn.read_close_code()
+
+    with RawServer(handler=handler) as srv:
+        ws = WebSocket(srv.url())
+        ...
+        assert srv.result() == 1000
+
+:func:`frame` and :func:`close_frame` build frames, valid or not, for both.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import datetime
 import hashlib
-import os
+import select
 import selectors
 import socket
 import ssl
 import struct
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
+
+from .helpers import TIMEOUT
 
 __all__ = [
     "GUID",
@@ -49,20 +63,20 @@ __all__ = [
     "DropFin",
     "DropRst",
     "ExpectClose",
+    "Handler",
     "Handshake",
+    "RawConnection",
     "RawServer",
     "Script",
     "Send",
     "Stall",
-    "TlsFiles",
     "WaitMessage",
     "accept_key",
     "close_frame",
     "frame",
     "handshake_response",
-    "make_tls",
     "parse_client_frames",
-    "refused_port",
+    "unmask",
 ]
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -126,16 +140,6 @@ def close_frame(code: Optional[int] = None, reason: Union[bytes, str] = b"") -> 
     return frame(OP_CLOSE, struct.pack("!H", code) + why)
 
 
-def refused_port() -> int:
-    """A loopback port with nothing listening: bind one, note it, close it."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-    finally:
-        s.close()
-
-
 # --------------------------------------------------------------------------------------------
 # Scripts
 
@@ -149,7 +153,8 @@ class Handshake:
     slowloris), ``"none"`` (do not even read the request).
     ``protocol``: ``"first"`` picks the first offered protocol, another string is sent as it is
     (offered or not), ``None`` sends no Sec-WebSocket-Protocol. ``extensions``: the header value to
-    send, offered or not.
+    send, offered or not. ``late``: seconds to hold the answer back, unless the client sends or
+    closes first (a client that gives up while CONNECTING is never answered).
     """
 
     mode: str = "ok"
@@ -157,6 +162,7 @@ class Handshake:
     protocol: Optional[str] = "first"
     extensions: Optional[str] = None
     extra_headers: tuple[tuple[str, str], ...] = ()
+    late: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -514,37 +520,73 @@ class _ClosedError(Exception):
     """The client (or the server's stop) ended the connection while we read."""
 
 
+def unmask(data: bytes, key: bytes) -> bytes:
+    """XOR ``data`` with a 4-byte masking key, as one big integer (fast for megabytes)."""
+    if not data:
+        return b""
+    mask = (key * (len(data) // 4 + 1))[: len(data)]
+    value = int.from_bytes(data, "big") ^ int.from_bytes(mask, "big")
+    return value.to_bytes(len(data), "big")
+
+
 # --------------------------------------------------------------------------------------------
 # Server
 
+#: A handler: the whole conversation of one connection, written as blocking code.
+Handler = Callable[["RawConnection"], Any]
+
 
 class RawServer:
-    """The server. Start with ``with RawServer() as srv`` or ``start()``/``stop()``.
+    """The one misbehaving server of the tests. Start with ``with RawServer() as srv`` or
+    ``start()``/``stop()``.
+
+    Each accepted connection runs in its own thread, in one of two ways:
+
+    - scripted (the default): read the request, look its path up in ``scripts`` and run that
+      :class:`Script`; everything the client did lands in a :class:`ConnRecord` (``records``,
+      ``wait_record``). The parity fixtures and the fault tests use this.
+    - ``handler=fn``: run ``fn(conn)`` on the :class:`RawConnection` (blocking calls, each failing
+      after ``io_timeout``) for conversations no script describes, WebSocket or plain TCP/TLS
+      (the Mesibo ``Socket`` tests). ``results`` gets each handler's return value, or the
+      exception that ended it (a TLS handshake the client refused, a client that went away), and
+      ``requests`` every request head a handler read.
+
+    ``bind()`` before ``start()`` takes the port without listening: connections are refused
+    until ``start()``.
 
     Args:
         scripts: extra path → Script entries (on top of ``SCRIPTS``).
+        handler: run this on every connection instead of a script.
         ssl_context: a server-side context to speak TLS (``wss://``).
         conn_timeout: how long a connection may live in the *respond* phase or a stall before the
             server ends it itself (a client that never closes must not hold a test forever).
-        handshake_timeout: how long to wait for the client's request.
+        handshake_timeout: how long to wait for the client's request (and its TLS handshake).
+        io_timeout: a handler's socket timeout (None: block as long as it takes).
     """
 
     def __init__(
         self,
         scripts: Optional[dict[str, Script]] = None,
         *,
+        handler: Optional[Handler] = None,
         ssl_context: Optional[ssl.SSLContext] = None,
-        conn_timeout: float = 15.0,
-        handshake_timeout: float = 10.0,
+        conn_timeout: float = 1.5 * TIMEOUT,
+        handshake_timeout: float = TIMEOUT,
+        io_timeout: Optional[float] = TIMEOUT,
     ) -> None:
         self.scripts: dict[str, Script] = dict(SCRIPTS)
         self.scripts.update(scripts or {})
+        self.handler = handler
         self.ssl_context = ssl_context
         self.conn_timeout = conn_timeout
         self.handshake_timeout = handshake_timeout
+        self.io_timeout = io_timeout
         self.host = "127.0.0.1"
         self.port = 0
+        self.accepted = 0
         self.records: list[ConnRecord] = []
+        self.requests: list[bytes] = []
+        self.results: list[Any] = []
         self._cond = threading.Condition()
         self._lsock: Optional[socket.socket] = None
         self._wake_r, self._wake_w = socket.socketpair()
@@ -552,23 +594,36 @@ class RawServer:
         self._threads: list[threading.Thread] = []
         self._socks: list[socket.socket] = []
         self._accept_thread: Optional[threading.Thread] = None
+        self._index: dict[threading.Thread, int] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> RawServer:
+    def bind(self) -> RawServer:
+        """Take a port without listening yet: until ``start()``, connections are refused."""
         ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind((self.host, 0))
-        ls.listen(64)
         self.port = int(ls.getsockname()[1])
         self._lsock = ls
+        return self
+
+    def start(self) -> RawServer:
+        """Listen (on the port ``bind()`` took, or a new one) and accept on a thread."""
+        if self._lsock is None:
+            self.bind()
+        assert self._lsock is not None
+        self._lsock.listen(64)
         t = threading.Thread(target=self._accept_loop, name="rawserver-accept", daemon=True)
         self._accept_thread = t
         t.start()
         return self
 
     def stop(self) -> None:
-        """Stop accepting, cut every live connection, join every thread."""
+        """Stop accepting, cut every live connection, join every thread.
+
+        Handlers first get ``io_timeout`` to end on their own: what a handler returns is what a
+        test checks, so it is not cut short while it still talks to the client.
+        """
         self._stopping.set()
         self._wake_w.send(b"x")
         if self._accept_thread is not None:
@@ -576,6 +631,9 @@ class RawServer:
         with self._cond:
             socks = list(self._socks)
             threads = list(self._threads)
+        if self.handler is not None:
+            for t in threads:
+                t.join(TIMEOUT if self.io_timeout is None else self.io_timeout)
         for s in socks:
             # The raw shutdown: wakes a blocked recv, even under TLS.
             with contextlib.suppress(OSError):
@@ -587,6 +645,8 @@ class RawServer:
         self._wake_r.close()
         self._wake_w.close()
 
+    close = stop
+
     def __enter__(self) -> RawServer:
         return self.start()
 
@@ -595,7 +655,7 @@ class RawServer:
 
     # -- API for tests -------------------------------------------------------------------------
 
-    def url(self, path: str, scheme: Optional[str] = None, host: Optional[str] = None) -> str:
+    def url(self, path: str = "/", scheme: Optional[str] = None, host: Optional[str] = None) -> str:
         scheme = scheme or ("wss" if self.ssl_context else "ws")
         return f"{scheme}://{host or self.host}:{self.port}{path}"
 
@@ -629,6 +689,17 @@ class RawServer:
                     raise TimeoutError(f"rawserver: no connection on {path} in {timeout}s")
                 self._cond.wait(left)
 
+    def wait_results(self, count: int = 1, timeout: float = TIMEOUT) -> list[Any]:
+        """Wait until ``count`` handlers have finished; all results so far, in finishing order."""
+        with self._cond:
+            ok = self._cond.wait_for(lambda: len(self.results) >= count, timeout)
+        assert ok, f"the server's handler did not finish: {self.results}"
+        return self.results
+
+    def result(self) -> Any:
+        """The first handler's result."""
+        return self.wait_results(1)[0]
+
     def connection_count(self) -> int:
         with self._cond:
             return len(self._socks)
@@ -649,19 +720,22 @@ class RawServer:
                         conn, peer = self._lsock.accept()
                     except OSError:
                         continue
+                    target = self._serve if self.handler is None else self._handle
                     t = threading.Thread(
-                        target=self._serve, args=(conn, peer), name="rawserver-conn", daemon=True
+                        target=target, args=(conn, peer), name="rawserver-conn", daemon=True
                     )
                     with self._cond:
+                        self.accepted += 1
                         self._socks.append(conn)
                         self._threads.append(t)
+                        self._index[t] = self.accepted
                     t.start()
         finally:
             sel.close()
 
     def _serve(self, raw: socket.socket, peer: tuple[str, int]) -> None:
         rec = ConnRecord(peer=peer, started_at=time.monotonic())
-        conn = _Conn(self, raw, rec)
+        conn = RawConnection(self, raw, rec)
         try:
             conn.run()
         finally:
@@ -670,13 +744,38 @@ class RawServer:
             with self._cond:
                 if not any(r is rec for r in self.records):  # no request read: record it anyway
                     self.records.append(rec)
-                if raw in self._socks:
-                    self._socks.remove(raw)
-                if conn.sock is not raw and conn.sock in self._socks:
-                    self._socks.remove(conn.sock)
+                self._forget(raw, conn.sock)
                 rec.request_read.set()
                 rec.done.set()
                 self._cond.notify_all()
+
+    def _handle(self, raw: socket.socket, peer: tuple[str, int]) -> None:
+        assert self.handler is not None
+        conn = RawConnection(self, raw, ConnRecord(peer=peer, started_at=time.monotonic()))
+        with self._cond:
+            conn.index = self._index.pop(threading.current_thread())
+        result: Any = None
+        try:
+            raw.settimeout(self.io_timeout)
+            if self.ssl_context is not None:
+                conn.sock = self.ssl_context.wrap_socket(raw, server_side=True)
+                self._track(raw, conn.sock)
+            result = self.handler(conn)
+        except Exception as exc:  # the client's behaviour under test may break the handler
+            result = exc
+        finally:
+            conn.close_quietly()
+            with self._cond:
+                self._forget(raw, conn.sock)
+                if conn.request:
+                    self.requests.append(conn.request)
+                self.results.append(result)
+                self._cond.notify_all()
+
+    def _forget(self, *socks: socket.socket) -> None:
+        for s in socks:
+            if s in self._socks:
+                self._socks.remove(s)
 
     def _publish(self, rec: ConnRecord) -> None:
         with self._cond:
@@ -691,17 +790,98 @@ class RawServer:
             self._socks.append(new)
 
 
-class _Conn:
-    """One connection's script run (in its own thread, blocking sockets with deadlines)."""
+class RawConnection:
+    """The server side of one connection: a script's run, or the blocking calls a handler makes.
+
+    A handler has ``sock`` (the socket, TLS already done), ``index`` (1 for the server's first
+    connection, 2 for the next...), ``buf`` (bytes read but not used yet), ``request`` (the
+    request head, once read) and the calls below; each blocking call fails after the server's
+    ``io_timeout``, and ``ConnectionError`` tells that the client closed its side.
+    """
 
     def __init__(self, server: RawServer, sock: socket.socket, rec: ConnRecord) -> None:
         self.server = server
+        self.index = 0
         self.sock = sock
         self.rec = rec
         self.buf = bytearray()
+        self.request = b""
         self.closed = False
 
-    # -- low level -------------------------------------------------------------------------------
+    # -- a handler's calls ---------------------------------------------------------------------
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("client closed")
+        self.buf += chunk
+
+    def recv_until(self, marker: bytes) -> bytes:
+        """Read up to ``marker``; return what came before it (the marker is consumed)."""
+        while marker not in self.buf:
+            self._fill()
+        head, _, rest = bytes(self.buf).partition(marker)
+        self.buf = bytearray(rest)
+        return head
+
+    def read_exact(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self._fill()
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def handshake(
+        self, status: str = "101 Switching Protocols", extra: str = "", accept: Optional[str] = None
+    ) -> bytes:
+        """Answer the upgrade request (correctly unless told otherwise); return the request.
+
+        ``extra``: more header lines, each ending with CRLF. ``accept``: the Sec-WebSocket-Accept
+        value to send instead of the right one.
+        """
+        self.request = self.recv_until(b"\r\n\r\n")
+        key = ""
+        for line in self.request.split(b"\r\n"):
+            if line.lower().startswith(b"sec-websocket-key:"):
+                key = line.split(b":", 1)[1].strip().decode("latin-1")
+        if accept is None:
+            accept = accept_key(key)
+        self.sock.sendall(
+            (
+                f"HTTP/1.1 {status}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {accept}\r\n{extra}\r\n"
+            ).encode()
+        )
+        return self.request
+
+    def read_frame(self) -> tuple[int, bytes]:
+        """One client frame: (opcode, unmasked payload)."""
+        b0, b1 = self.read_exact(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self.read_exact(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self.read_exact(8))[0]
+        key = self.read_exact(4) if b1 & 0x80 else b"\0\0\0\0"
+        return b0 & 0x0F, unmask(self.read_exact(n), key)
+
+    def read_close_code(self) -> Optional[int]:
+        """Read frames until the client's close frame; its code (None for an empty body)."""
+        while True:
+            opcode, payload = self.read_frame()
+            if opcode == OP_CLOSE:
+                return int(struct.unpack("!H", payload[:2])[0]) if payload else None
+
+    def wait_eof(self) -> bool:
+        """True once the client has closed its side (or the connection broke)."""
+        try:
+            while self.sock.recv(65536):
+                pass
+        except OSError:
+            pass
+        return True
+
+    # -- low level (scripts) ---------------------------------------------------------------------
 
     def _recv(self, deadline: float) -> bytes:
         """One recv; b"" on EOF. _ClosedError on reset or stop; TimeoutError past the deadline."""
@@ -755,7 +935,8 @@ class _Conn:
         self._half_close()
         self.close_quietly()
 
-    def _rst(self) -> None:
+    def reset(self) -> None:
+        """Close with a TCP reset (SO_LINGER 0) instead of a FIN: the client sees a drop."""
         with contextlib.suppress(OSError):
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.close_quietly()
@@ -786,7 +967,7 @@ class _Conn:
             except TimeoutError:
                 self.rec.end = "handshake_timeout"
                 return False
-            except _ClosedError:  # reset or server stop: _recv recorded which
+            except _ClosedError:  # a reset, or the server stopping: rec.end says which
                 return False
             if not data:
                 self.rec.end = "client_fin_before_request"
@@ -794,6 +975,7 @@ class _Conn:
             self.buf += data
         head, _, rest = bytes(self.buf).partition(b"\r\n\r\n")
         self.buf = bytearray(rest)
+        self.request = head
         lines = head.decode("latin-1").split("\r\n")
         self.rec.request_line = lines[0]
         for line in lines[1:]:
@@ -842,6 +1024,9 @@ class _Conn:
         if script_hs.mode == "silent":
             self._stall()
             return
+        if script_hs.late:
+            # Woken by the client's next bytes or its FIN; the answer then goes to a closed peer.
+            select.select([self.sock], [], [], script_hs.late)
         if not self._answer(script_hs):
             return
         self._parse_frames()  # a client may have pipelined frames after its request
@@ -859,7 +1044,7 @@ class _Conn:
                 self.rec.end = "server_fin, then " + self.rec.end
                 return
             elif isinstance(action, DropRst):
-                self._rst()
+                self.reset()
                 self.rec.end = "server_rst"
                 return
             elif isinstance(action, WaitMessage):
@@ -933,59 +1118,3 @@ class _Conn:
         except TimeoutError:
             self.rec.end = "server_timeout"
             self._fin()
-
-
-# --------------------------------------------------------------------------------------------
-# TLS helpers
-
-
-@dataclass
-class TlsFiles:
-    """Server contexts for the TLS fault scenarios and the CA file a client should trust."""
-
-    trusted_ca_file: str
-    good: ssl.SSLContext
-    unknown_ca: ssl.SSLContext
-    expired: ssl.SSLContext
-    wrong_host: ssl.SSLContext
-    _tmp: tempfile.TemporaryDirectory  # type: ignore[type-arg]
-
-    def cleanup(self) -> None:
-        self._tmp.cleanup()
-
-
-def make_tls(hostnames: Sequence[str] = ("127.0.0.1", "localhost")) -> TlsFiles:
-    """Certificates made now with trustme: a trusted CA and four server contexts.
-
-    ``good``: trusted CA, right names. ``unknown_ca``: signed by another CA. ``expired``: trusted
-    CA, right names, expired yesterday. ``wrong_host``: trusted CA, valid, but only for
-    ``wrong.example.test``.
-    """
-    import trustme
-
-    tmp = tempfile.TemporaryDirectory(prefix="rawserver-tls-")
-    ca = trustme.CA()
-    other = trustme.CA()
-    ca_file = os.path.join(tmp.name, "ca.pem")
-    ca.cert_pem.write_to_path(ca_file)
-    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-
-    def ctx(cert: object) -> ssl.SSLContext:
-        c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        cert.configure_cert(c)  # type: ignore[attr-defined]
-        return c
-
-    return TlsFiles(
-        trusted_ca_file=ca_file,
-        good=ctx(ca.issue_cert(*hostnames)),
-        unknown_ca=ctx(other.issue_cert(*hostnames)),
-        expired=ctx(
-            ca.issue_cert(
-                *hostnames,
-                not_before=now - datetime.timedelta(days=30),
-                not_after=now - datetime.timedelta(days=1),
-            )
-        ),
-        wrong_host=ctx(ca.issue_cert("wrong.example.test")),
-        _tmp=tmp,
-    )

@@ -18,7 +18,7 @@ import mesiboscript
 from mesiboscript.__main__ import DEMO_MESSAGE, main
 from mesiboscript.testing import EchoServer
 
-from .helpers import TIMEOUT, Recorder, interruptible
+from .helpers import TIMEOUT, Recorder, free_port, interruptible
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,14 +32,6 @@ def cli(*args: str, stdin: str = "", timeout: float = 60.0) -> subprocess.Comple
         cwd=ROOT,
         timeout=timeout,
     )
-
-
-def closed_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 # -- demo -------------------------------------------------------------------------------------
@@ -104,7 +96,7 @@ def test_connect_binary_message() -> None:
 
 
 def test_connect_refused() -> None:
-    result = cli("connect", f"ws://127.0.0.1:{closed_port()}/", "-x", "lost")
+    result = cli("connect", f"ws://127.0.0.1:{free_port()}/", "-x", "lost")
     assert result.returncode == 1
     assert "ConnectionRefusedError" in result.stderr
     assert "code: 1006" in result.stdout
@@ -259,7 +251,7 @@ def test_serve_until_sigterm() -> None:
 
 
 def test_serve_on_a_chosen_port_with_greeting() -> None:
-    port = closed_port()
+    port = free_port()
     proc, urls = start_serve("--port", str(port), "--greeting", "welcome")
     try:
         assert urls == {"ws": f"ws://127.0.0.1:{port}/"}

@@ -11,60 +11,21 @@ nothing goes further, and no address is ever connected to.
 
 from __future__ import annotations
 
-import os
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Optional
 
 import pytest
 
 import mesiboscript
 from mesiboscript import SocketError, WebSocket
 
-from .rawserver import INVALID_HOST, RawServer, TlsFiles, make_tls, refused_port
+from .helpers import TIMEOUT, Certificates, Recorder, free_port
+from .rawserver import INVALID_HOST, RawServer
 
-TIMEOUT = 10.0 * float(os.environ.get("MESIBOSCRIPT_TESTS_TIMEOUT_FACTOR", "1"))
-FAIL_CLOSE = ("close", 3, 1006, "", False)
-
-
-class Events:
-    """on* handlers recording (kind, readyState, ...) in order; ``closed`` is set on close."""
-
-    def __init__(self, ws: WebSocket) -> None:
-        self.ws = ws
-        self.log: list[tuple[Any, ...]] = []
-        self.errors: list[SocketError] = []
-        self.closed = threading.Event()
-        self.opened = threading.Event()
-        self.t0 = time.monotonic()
-        self.close_after: Optional[float] = None
-        ws.onopen = self._open
-        ws.onmessage = self._message
-        ws.onerror = self._error
-        ws.onclose = self._close
-
-    def _open(self) -> None:
-        self.log.append(("open", int(self.ws.readyState)))
-        self.opened.set()
-
-    def _message(self, ev: Any) -> None:
-        self.log.append(("message", int(self.ws.readyState)))
-
-    def _error(self, error: SocketError) -> None:
-        self.errors.append(error)
-        self.log.append(("error", int(self.ws.readyState)))
-
-    def _close(self, ev: Any) -> None:
-        self.log.append(("close", int(self.ws.readyState), ev.code, ev.reason, ev.wasClean))
-        self.close_after = time.monotonic() - self.t0
-        self.closed.set()
-
-    def wait(self, timeout: float = TIMEOUT) -> list[tuple[Any, ...]]:
-        assert self.closed.wait(timeout), f"no close event within {timeout}s; events: {self.log}"
-        return self.log
+FAIL_CLOSE = ("close", 3, 1006, False)
 
 
 def _chain(exc: Optional[BaseException]) -> list[BaseException]:
@@ -76,10 +37,12 @@ def _chain(exc: Optional[BaseException]) -> list[BaseException]:
     return out
 
 
-def _assert_failed(ev: Events, error: Optional[SocketError], *, opened: bool) -> None:
+def _assert_failed(ev: Recorder, error: Optional[SocketError], *, opened: bool) -> None:
     """open (if ``opened``), error, close 1006 not clean; ``error=None``: any SocketError."""
     want = ([("open", 1)] if opened else []) + [("error", 3), FAIL_CLOSE]
-    assert ev.log == want
+    assert ev.events == want
+    assert ev.close_data is not None
+    assert ev.close_data.reason == ""
     assert len(ev.errors) == 1, ev.errors
     assert isinstance(ev.errors[0], SocketError), ev.errors
     if error is not None:
@@ -101,8 +64,8 @@ def raw() -> Iterator[RawServer]:
 def test_half_frame_then_stall_ping_timeout(raw: RawServer) -> None:
     """5 bytes of a frame, then silence: pings go unanswered; the ping timeout fails it."""
     ws = WebSocket(raw.url("/half_frame"), ping_interval=0.2, ping_timeout=0.5)
-    ev = Events(ws)
-    ev.wait()
+    ev = Recorder(ws)
+    ev.wait_closed()
     _assert_failed(ev, SocketError.SocketTimeoutError, opened=True)
     assert ev.close_after is not None
     assert ev.close_after < 0.2 + 0.5 + 3
@@ -114,13 +77,13 @@ def test_half_frame_without_pings_does_not_fail(raw: RawServer) -> None:
     """Without ping_interval (the browser default) a stalled frame is not an error by itself."""
     path = "/half_frame?s=no-ping"
     ws = WebSocket(raw.url(path), close_timeout=0.5)
-    ev = Events(ws)
-    assert ev.opened.wait(TIMEOUT), ev.log
+    ev = Recorder(ws)
+    assert ev.opened.wait(TIMEOUT), ev.events
     ws.close(1000, "done waiting")
-    ev.wait()
+    ev.wait_closed()
     # The server never answers the close: the close timeout ends it, not cleanly.
-    assert ev.log[0] == ("open", 1)
-    assert ev.log[-1][:3] == ("close", 3, 1006)
+    assert ev.events[0] == ("open", 1)
+    assert ev.events[-1][:3] == ("close", 3, 1006)
     assert raw.wait_record(path, TIMEOUT).client_close_code == 1000
 
 
@@ -128,8 +91,8 @@ def test_half_frame_without_pings_does_not_fail(raw: RawServer) -> None:
 def test_oversize_message(raw: RawServer, path: str) -> None:
     """A message over max_size: the client sends 1009 and reports close 1006 after an error."""
     ws = WebSocket(raw.url(path), max_size=1024)
-    ev = Events(ws)
-    ev.wait()
+    ev = Recorder(ws)
+    ev.wait_closed()
     _assert_failed(ev, None, opened=True)
     rec = raw.wait_record(path, TIMEOUT)
     assert rec.client_close_code == 1009, rec.wire_summary()
@@ -141,8 +104,8 @@ def test_oversize_message(raw: RawServer, path: str) -> None:
 )
 def test_protocol_violation(raw: RawServer, path: str, wire_code: int) -> None:
     ws = WebSocket(raw.url(path))
-    ev = Events(ws)
-    ev.wait()
+    ev = Recorder(ws)
+    ev.wait_closed()
     _assert_failed(ev, None, opened=True)
     rec = raw.wait_record(path, TIMEOUT)
     assert rec.client_close_code == wire_code, rec.wire_summary()
@@ -154,8 +117,8 @@ def test_protocol_violation(raw: RawServer, path: str, wire_code: int) -> None:
 def test_slowloris_handshake_connect_timeout(raw: RawServer) -> None:
     """The server reads the request and never answers: connect_timeout fails the connection."""
     ws = WebSocket(raw.url("/slowloris"), connect_timeout=0.5)
-    ev = Events(ws)
-    ev.wait()
+    ev = Recorder(ws)
+    ev.wait_closed()
     _assert_failed(ev, SocketError.SocketTimeoutError, opened=False)
     assert ev.close_after is not None
     assert 0.4 < ev.close_after < 0.5 + 3
@@ -165,9 +128,9 @@ def test_slowloris_handshake_connect_timeout(raw: RawServer) -> None:
 
 
 def test_refused() -> None:
-    ws = WebSocket(f"ws://127.0.0.1:{refused_port()}/")
-    ev = Events(ws)
-    ev.wait()
+    ws = WebSocket(f"ws://127.0.0.1:{free_port()}/")
+    ev = Recorder(ws)
+    ev.wait_closed()
     _assert_failed(ev, SocketError.ConnectionRefusedError, opened=False)
     assert any(isinstance(e, ConnectionRefusedError) for e in _chain(ws.last_error))
 
@@ -182,8 +145,8 @@ def test_dns_failure() -> None:
         pytest.fail(f"this machine's resolver resolved {INVALID_HOST}")
     lookup = time.monotonic() - t0
     ws = WebSocket(f"ws://{INVALID_HOST}:9/", connect_timeout=TIMEOUT)
-    ev = Events(ws)
-    ev.wait()
+    ev = Recorder(ws)
+    ev.wait_closed()
     _assert_failed(ev, SocketError.HostNotFoundError, opened=False)
     assert any(isinstance(e, socket.gaierror) for e in _chain(ws.last_error)), ws.last_error
     assert ev.close_after is not None
@@ -194,30 +157,34 @@ def test_dns_failure() -> None:
 
 
 @pytest.fixture(scope="module")
-def tls() -> Iterator[TlsFiles]:
-    pytest.importorskip("trustme")
-    files = make_tls()
-    yield files
-    files.cleanup()
-
-
-@pytest.fixture(scope="module")
-def tls_servers(tls: TlsFiles) -> Iterator[dict[str, RawServer]]:
+def tls_servers(
+    certs: Certificates, untrusted_certs: Certificates
+) -> Iterator[dict[str, RawServer]]:
+    """Servers whose certificates clients that trust ``certs.cafile`` accept (good) or refuse."""
+    contexts = {
+        "good": certs.server_context(),
+        "unknown_ca": untrusted_certs.server_context(),
+        "expired": certs.server_context(expired=True),
+        "wrong_host": certs.server_context("wrong.example.test"),
+    }
     servers = {
-        name: RawServer(ssl_context=getattr(tls, name), conn_timeout=TIMEOUT).start()
-        for name in ("good", "unknown_ca", "expired", "wrong_host")
+        name: RawServer(ssl_context=context, conn_timeout=TIMEOUT).start()
+        for name, context in contexts.items()
     }
     yield servers
     for srv in servers.values():
         srv.stop()
 
 
-def test_tls_good_certificate_opens(tls: TlsFiles, tls_servers: dict[str, RawServer]) -> None:
+def test_tls_good_certificate_opens(certs: Certificates, tls_servers: dict[str, RawServer]) -> None:
     """The control case: the same CA file and a right certificate give a clean close."""
     srv = tls_servers["good"]
-    ws = WebSocket(srv.url("/close_1000"), cafile=tls.trusted_ca_file)
-    ev = Events(ws)
-    assert ev.wait() == [("open", 1), ("close", 3, 1000, "bye", True)]
+    ws = WebSocket(srv.url("/close_1000"), cafile=certs.cafile)
+    ev = Recorder(ws)
+    ev.wait_closed()
+    assert ev.events == [("open", 1), ("close", 3, 1000, True)]
+    assert ev.close_data is not None
+    assert ev.close_data.reason == "bye"
 
 
 @pytest.mark.parametrize(
@@ -229,22 +196,22 @@ def test_tls_good_certificate_opens(tls: TlsFiles, tls_servers: dict[str, RawSer
     ],
 )
 def test_tls_failure(
-    tls: TlsFiles, tls_servers: dict[str, RawServer], name: str, verify_text: str
+    certs: Certificates, tls_servers: dict[str, RawServer], name: str, verify_text: str
 ) -> None:
     srv = tls_servers[name]
-    ws = WebSocket(srv.url("/echo_close"), cafile=tls.trusted_ca_file, connect_timeout=TIMEOUT)
-    ev = Events(ws)
-    ev.wait()
+    ws = WebSocket(srv.url("/echo_close"), cafile=certs.cafile, connect_timeout=TIMEOUT)
+    ev = Recorder(ws)
+    ev.wait_closed()
     _assert_failed(ev, SocketError.SslHandshakeFailedError, opened=False)
     verify = [e for e in _chain(ws.last_error) if isinstance(e, ssl.SSLCertVerificationError)]
     assert verify, f"no certificate verification error behind {ws.last_error!r}"
     assert verify_text in str(verify[0].verify_message), verify[0].verify_message
 
 
-def test_tls_wrong_host_by_name(tls: TlsFiles, tls_servers: dict[str, RawServer]) -> None:
+def test_tls_wrong_host_by_name(certs: Certificates, tls_servers: dict[str, RawServer]) -> None:
     """The same wrong-host certificate reached through the name ``localhost``."""
     srv = tls_servers["wrong_host"]
-    ws = WebSocket(srv.url("/echo_close", host="localhost"), cafile=tls.trusted_ca_file)
-    ev = Events(ws)
-    ev.wait()
+    ws = WebSocket(srv.url("/echo_close", host="localhost"), cafile=certs.cafile)
+    ev = Recorder(ws)
+    ev.wait_closed()
     _assert_failed(ev, SocketError.SslHandshakeFailedError, opened=False)

@@ -19,7 +19,7 @@ from mesiboscript.sansio import frames as _protocol
 from mesiboscript.sansio.events import CloseFrame, Message, Ping, Violation
 from mesiboscript.sansio.frames import BINARY, TEXT, FrameEvent, Parser, build_frame
 
-from .helpers import frame
+from .rawserver import frame
 
 SIZES = [0, 1, 3, 125, 126, 2047, 65535, 65536, 65537, 16 * 1024 * 3 + 5, (1 << 20) + 3]
 

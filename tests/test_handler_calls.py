@@ -14,7 +14,8 @@ import pytest
 
 from mesiboscript import ReadyState, WebSocket
 
-from .helpers import TIMEOUT, RawConnection, RawServer, close_frame, frame, wait_for
+from .helpers import TIMEOUT, wait_for
+from .rawserver import RawConnection, RawServer, close_frame, frame
 
 
 def test_send_text_inside_a_handler_does_not_wait_for_a_peer_that_reads_nothing(
@@ -36,8 +37,8 @@ def test_send_text_inside_a_handler_does_not_wait_for_a_peer_that_reads_nothing(
         event.target.sendText("x" * (16 << 20))  # far more than the socket buffers hold
         returned.set()
 
-    with RawServer(script) as server:
-        slow = WebSocket(server.url, close_timeout=3600, onmessage=onmessage)
+    with RawServer(handler=script) as server:
+        slow = WebSocket(server.url(), close_timeout=3600, onmessage=onmessage)
         try:
             assert returned.wait(TIMEOUT)
             echoed = threading.Event()
@@ -87,8 +88,8 @@ def test_upgrade_is_false_once_the_connection_is_over() -> None:
         conn.sock.sendall(close_frame(1000))
         conn.read_close_code()
 
-    with RawServer(script) as server:
-        ws = WebSocket(server.url)
+    with RawServer(handler=script) as server:
+        ws = WebSocket(server.url())
         wait_for(lambda: ws.readyState == ReadyState.CLOSED)
         assert ws.upgrade(TIMEOUT) is False
         assert ws.read(0) is False
@@ -100,8 +101,8 @@ def test_upgrade_is_true_while_messages_of_a_closed_connection_wait() -> None:
         conn.sock.sendall(frame(0x1, b"greeting") + close_frame(1000))
         conn.read_close_code()
 
-    with RawServer(script) as server:
-        ws = WebSocket(server.url)
+    with RawServer(handler=script) as server:
+        ws = WebSocket(server.url())
         wait_for(lambda: ws.readyState == ReadyState.CLOSED)
         assert ws.upgrade(TIMEOUT) is True
         assert ws.read(TIMEOUT) == "greeting"

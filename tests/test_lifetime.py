@@ -15,7 +15,8 @@ import pytest
 
 from mesiboscript import WebSocket
 
-from .helpers import TIMEOUT, AsyncServers, RawServer, free_port, interruptible, wait_for
+from .helpers import TIMEOUT, AsyncServers, free_port, interruptible, wait_for
+from .rawserver import RawServer
 
 SCRIPT = textwrap.dedent(
     """
@@ -307,8 +308,8 @@ def test_ctrl_c_in_a_blocking_call_closes_with_1001_and_exits(
 def test_ctrl_c_in_upgrade_does_not_wait_out_the_connect_timeout(where: str) -> None:
     """The server accepts and never answers; the default connect_timeout (30 s) is longer than
     the test waits."""
-    with RawServer(lambda conn: conn.wait_eof()) as server:
-        proc = interruptible("-c", BLOCKED, server.url, where)
+    with RawServer(handler=lambda conn: conn.wait_eof()) as server:
+        proc = interruptible("-c", BLOCKED, server.url(), where)
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "blocking"
         wait_for(lambda: server.accepted == 1)

@@ -17,7 +17,7 @@ from mesiboscript._links import Link, LinkEnd, StreamLink
 from mesiboscript._loop import get_loop
 from mesiboscript._reconnect import is_fatal
 
-from .helpers import TIMEOUT
+from .helpers import TIMEOUT, Certificates
 
 
 class Events:
@@ -164,8 +164,10 @@ def test_connect_timeout(listener: socket.socket) -> None:
 
 
 def test_a_certificate_that_fails_verification_is_fatal(
-    listener: socket.socket, server_ssl: ssl.SSLContext
+    listener: socket.socket, certs: Certificates
 ) -> None:
+    server_ssl = certs.server_context()
+
     def serve() -> None:
         peer, _ = listener.accept()
         try:

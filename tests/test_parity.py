@@ -37,8 +37,8 @@ summary.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,10 +49,10 @@ import pytest
 import mesiboscript
 from mesiboscript import WebSocket
 
-from .rawserver import RawServer, refused_port
+from .helpers import TIMEOUT, free_port
+from .rawserver import RawServer
 
 FIXTURES = Path(__file__).resolve().parent / "parity" / "fixtures"
-TIMEOUT = 10.0 * float(os.environ.get("MESIBOSCRIPT_TESTS_TIMEOUT_FACTOR", "1"))
 
 _FAIL_EVENTS = [
     {"type": "open", "readyState": 1, "protocol": "", "extensions": ""},
@@ -159,6 +159,26 @@ def rawserver() -> Iterator[RawServer]:
 
 
 # -- running one scenario --------------------------------------------------------------------
+
+
+def _answered_late(srv: RawServer, path: str) -> str:
+    """The script at ``path``, answering the handshake only after a while (``path + "/late"``).
+
+    A page runs ``close()`` right after ``new WebSocket()`` before any network event can happen;
+    here the I/O thread may finish the handshake between those two statements. Holding the answer
+    back gives close() the same head start (the server still answers if the client never gives
+    up, and the test then sees the open).
+    """
+    late = path + "/late"
+    if late not in srv.scripts:
+        script = srv.scripts[path]
+        srv.add(
+            late,
+            dataclasses.replace(
+                script, handshake=dataclasses.replace(script.handshake, late=TIMEOUT)
+            ),
+        )
+    return late
 
 
 def _data(data: Any) -> dict[str, str]:
@@ -309,7 +329,9 @@ def test_parity(
     connecting_close = "close_immediately" in client["action"]
 
     if client["server_path"] is None:
-        url = f"ws://127.0.0.1:{refused_port()}/?s={tag}"
+        url = f"ws://127.0.0.1:{free_port()}/?s={tag}"
+    elif connecting_close:
+        url = rawserver.url(f"{_answered_late(rawserver, client['server_path'])}?s={tag}")
     else:
         url = rawserver.url(f"{client['server_path']}?s={tag}")
     ws = WebSocket(url, client["protocols"])

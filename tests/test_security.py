@@ -19,6 +19,7 @@ import select
 import socket
 import ssl
 import struct
+import threading
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any, Optional
@@ -27,11 +28,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mesiboscript import MessageData, SocketError, WebSocket
+from mesiboscript import SocketError, WebSocket
 
-from .helpers import TIMEOUT, RawConnection, RawServer, Recorder, close_frame, frame
+from .helpers import TIMEOUT, Certificates, Recorder
+from .rawserver import RawConnection, RawServer, close_frame, frame
 
-# -- a raw server: helpers.RawServer, one script per accepted connection -----------------------
+# -- a raw server: rawserver.RawServer, one handler per accepted connection -------------------
 
 
 def echo_until_close(conn: RawConnection) -> Optional[int]:
@@ -48,7 +50,7 @@ def echo_until_close(conn: RawConnection) -> Optional[int]:
 
 @pytest.fixture
 def echo_server() -> Iterator[RawServer]:
-    with RawServer(echo_until_close) as server:
+    with RawServer(handler=echo_until_close) as server:
         yield server
 
 
@@ -98,7 +100,7 @@ BAD_ORIGINS = [
 
 def assert_nothing_sent(server: RawServer) -> None:
     """A valid connection after the refused ones is the first and only one the server sees."""
-    open_and_close(server.url)
+    open_and_close(server.url())
     assert server.wait_results(1)[0] == 1000
     assert server.accepted == 1, "a refused WebSocket reached the network"
 
@@ -121,7 +123,7 @@ def test_control_characters_in_headers_are_refused(
     echo_server: RawServer, headers: dict[str, str]
 ) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
-        WebSocket(echo_server.url, headers=headers)
+        WebSocket(echo_server.url(), headers=headers)
     assert_nothing_sent(echo_server)
 
 
@@ -130,14 +132,14 @@ def test_control_characters_in_protocols_are_refused(
     echo_server: RawServer, protocols: Any
 ) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
-        WebSocket(echo_server.url, protocols)
+        WebSocket(echo_server.url(), protocols)
     assert_nothing_sent(echo_server)
 
 
 @pytest.mark.parametrize("origin", BAD_ORIGINS)
 def test_control_characters_in_origin_are_refused(echo_server: RawServer, origin: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
-        WebSocket(echo_server.url, origin=origin)
+        WebSocket(echo_server.url(), origin=origin)
     assert_nothing_sent(echo_server)
 
 
@@ -170,7 +172,7 @@ def test_lookalike_url_text_does_not_inject(echo_server: RawServer, suffix: str)
 )
 def test_lookalike_header_text_does_not_inject(echo_server: RawServer, value: str) -> None:
     try:
-        ws = WebSocket(echo_server.url, headers={"X-Test": value}, origin=value)
+        ws = WebSocket(echo_server.url(), headers={"X-Test": value}, origin=value)
     except ValueError:
         return  # refusing non-ASCII header text is also safe
     rec = Recorder(ws)
@@ -187,27 +189,14 @@ def test_lookalike_header_text_does_not_inject(echo_server: RawServer, value: st
 # -- TLS is verified by default --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tls_files() -> Any:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    return ca, ca.issue_cert("127.0.0.1", "localhost"), ca.issue_cert("other.example")
-
-
-def _server_context(cert: Any) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(context)
-    return context
-
-
 @pytest.fixture
-def tls_server(tls_files: Any) -> Iterator[RawServer]:
-    with RawServer(echo_until_close, tls=_server_context(tls_files[1])) as server:
+def tls_server(certs: Certificates) -> Iterator[RawServer]:
+    with RawServer(handler=echo_until_close, ssl_context=certs.server_context()) as server:
         yield server
 
 
 def _assert_tls_refused(server: RawServer, **options: Any) -> None:
-    ws = WebSocket(server.url, **options)
+    ws = WebSocket(server.url(), **options)
     rec = Recorder(ws)
     close = rec.wait_closed()
     assert rec.kinds() == ["error", "close"], rec.events
@@ -228,22 +217,15 @@ def test_tls_unknown_ca_is_refused_by_default(tls_server: RawServer) -> None:
     _assert_tls_refused(tls_server)
 
 
-def test_tls_wrong_hostname_is_refused(tls_files: Any) -> None:
-    ca, _, other = tls_files
-    with (
-        ca.cert_pem.tempfile() as cafile,
-        RawServer(echo_until_close, tls=_server_context(other)) as s,
-    ):
-        _assert_tls_refused(s, cafile=cafile)
+def test_tls_wrong_hostname_is_refused(certs: Certificates) -> None:
+    context = certs.server_context("other.example")
+    with RawServer(handler=echo_until_close, ssl_context=context) as s:
+        _assert_tls_refused(s, cafile=certs.cafile)
 
 
-def test_tls_trusted_ca_opens(tls_server: RawServer, tls_files: Any) -> None:
-    ca = tls_files[0]
-    with ca.cert_pem.tempfile() as cafile:
-        open_and_close(tls_server.url, cafile=cafile)
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    open_and_close(tls_server.url, ssl_context=context)
+def test_tls_trusted_ca_opens(tls_server: RawServer, certs: Certificates) -> None:
+    open_and_close(tls_server.url(), cafile=certs.cafile)
+    open_and_close(tls_server.url(), ssl_context=certs.client_context())
     assert tls_server.wait_results(2)[:2] == [1000, 1000]
 
 
@@ -304,8 +286,8 @@ def test_frame_claiming_2_to_the_62_bytes_closes_1009() -> None:
     def script(conn: RawConnection) -> dict[str, Any]:
         return _send_until_close(conn, head, b"\0" * 65536, 64 << 20)
 
-    with RawServer(script) as server, Tracing() as tracing:
-        ws = WebSocket(server.url)
+    with RawServer(handler=script) as server, Tracing() as tracing:
+        ws = WebSocket(server.url())
         rec = Recorder(ws)
         close = rec.wait_closed()
         result = server.wait_results(1)[0]
@@ -333,8 +315,8 @@ def test_streamed_message_is_bounded_by_max_size(shape: str) -> None:
     def script(conn: RawConnection) -> dict[str, Any]:
         return _send_until_close(conn, head, body, 256 << 20)
 
-    with RawServer(script) as server, Tracing() as tracing:
-        ws = WebSocket(server.url, max_size=max_size)
+    with RawServer(handler=script) as server, Tracing() as tracing:
+        ws = WebSocket(server.url(), max_size=max_size)
         rec = Recorder(ws)
         close = rec.wait_closed()
         result = server.wait_results(1)[0]
@@ -411,7 +393,8 @@ class FuzzServer(RawServer):
 
     def __init__(self) -> None:
         self.payloads: list[bytes] = []
-        super().__init__(self._script)
+        self.lock = threading.Lock()
+        super().__init__(handler=self._script)
 
     def _script(self, conn: RawConnection) -> None:
         with self.lock:
@@ -458,6 +441,7 @@ def test_fuzz_server_bytes_after_handshake() -> None:
     logger = logging.getLogger("mesiboscript")
     logger.addHandler(errors)
     server = FuzzServer()
+    server.start()
 
     @settings(
         max_examples=75,
@@ -469,14 +453,9 @@ def test_fuzz_server_bytes_after_handshake() -> None:
     @given(data=SERVER_BYTES)
     def run(data: bytes) -> None:
         server.payloads.append(data)
-        ws = WebSocket(server.url, max_size=1 << 16, close_timeout=2)
-        rec = Recorder(ws)
-
-        def echo(event: MessageData) -> None:
-            rec._message(event)
-            ws.send(event.data)  # sending while the peer misbehaves must be safe too
-
-        ws.onmessage = echo
+        ws = WebSocket(server.url(), max_size=1 << 16, close_timeout=2)
+        # Sending while the peer misbehaves must be safe too.
+        rec = Recorder(ws, on_message=lambda event: ws.send(event.data))
         recorders.append(rec)
         _check_fuzz_outcome(rec, errors)
 
@@ -484,7 +463,7 @@ def test_fuzz_server_bytes_after_handshake() -> None:
         run()
         # The I/O thread is alive and well: a normal exchange still works.
         server.payloads.append(frame(0x1, b"alive") + close_frame(1000, b"bye"))
-        ws = WebSocket(server.url)
+        ws = WebSocket(server.url())
         rec = Recorder(ws)
         close = rec.wait_closed()
         assert rec.messages == ["alive"], rec.events
@@ -513,8 +492,8 @@ def test_fuzz_handshake_response_fails_cleanly() -> None:
             conn.sock.shutdown(socket.SHUT_WR)
             conn.wait_eof()
 
-        with RawServer(script) as server:
-            ws = WebSocket(server.url)
+        with RawServer(handler=script) as server:
+            ws = WebSocket(server.url())
             rec = Recorder(ws)
             close = rec.wait_closed()
             assert rec.kinds() == ["error", "close"], rec.events

@@ -18,9 +18,8 @@ import pytest
 
 from mesiboscript import CloseData, MessageData, ReadyState, SocketError, WebSocket
 from mesiboscript.server import ServerWebSocket, WebSocketServer
-from mesiboscript.testing import CertificateAuthority
 
-from .helpers import TIMEOUT, Recorder, interruptible
+from .helpers import TIMEOUT, Certificates, Recorder, interruptible, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,23 +44,22 @@ def server() -> Iterator[WebSocketServer]:
 
 
 class Accepted:
-    """Collects the server side: connections, messages and close events, each waitable."""
+    """Collects the server side: each connection (waitable) with a Recorder of its events, the
+    messages (waitable, echoed unless ``echo=False``) and the threads the handlers ran on."""
 
     def __init__(self, server: WebSocketServer, echo: bool = True) -> None:
         self.connections: queue.Queue[ServerWebSocket] = queue.Queue()
         self.messages: queue.Queue[Any] = queue.Queue()
-        self.events: list[Any] = []
-        self.closed = threading.Event()
+        self.recorders: list[Recorder] = []
+        self.states: list[ReadyState] = []  # each connection's readyState when accepted
         self.threads: set[str] = set()
         self.echo = echo
         server.onNewConnection = self.accept
 
     def accept(self, ws: ServerWebSocket) -> None:
         self.threads.add(threading.current_thread().name)
-        self.events.append(("new", ws.readyState))
-        ws.onmessage = lambda event: self.message(ws, event)
-        ws.onerror = lambda error: self.events.append(("error", error))
-        ws.onclose = lambda event: self.close(ws, event)
+        self.states.append(ws.readyState)
+        self.recorders.append(Recorder(ws, on_message=lambda event: self.message(ws, event)))
         self.connections.put(ws)
 
     def message(self, ws: ServerWebSocket, event: MessageData) -> None:
@@ -70,12 +68,14 @@ class Accepted:
         if self.echo:
             ws.send(event.data)
 
-    def close(self, ws: ServerWebSocket, event: CloseData) -> None:
-        self.events.append(("close", event.code, event.reason, event.wasClean, ws.readyState))
-        self.closed.set()
-
     def next_connection(self) -> ServerWebSocket:
         return self.connections.get(timeout=TIMEOUT)
+
+    def wait_closed(self) -> Recorder:
+        """The first connection's recorder, once its close event came."""
+        wait_for(lambda: bool(self.recorders))
+        self.recorders[0].wait_closed()
+        return self.recorders[0]
 
 
 def open_client(url: str, **options: Any) -> tuple[WebSocket, Recorder]:
@@ -163,7 +163,7 @@ def test_echo_text_binary_json(server: WebSocketServer) -> None:
         conn.send(12)  # type: ignore[arg-type]
     ws.close()
     recorder.wait_closed()
-    assert accepted.closed.wait(TIMEOUT)
+    accepted.wait_closed()
     assert accepted.threads == {"mesiboscript-io"}  # the one I/O thread, as every handler
 
 
@@ -318,10 +318,9 @@ def test_server_side_close_with_code(server: WebSocketServer) -> None:
     event = recorder.wait_closed()
     assert (event.code, event.reason, event.wasClean) == (4000, "bye", True)
     assert recorder.messages == ["last"]
-    assert accepted.closed.wait(TIMEOUT)
+    server_side = accepted.wait_closed()
     # The server's close event reports the client's answering close frame: the code echoed.
-    assert accepted.events[-1][:2] == ("close", 4000)
-    assert accepted.events[-1][3:] == (True, ReadyState.CLOSED)
+    assert server_side.events[-1] == ("close", ReadyState.CLOSED, 4000, True)
     conn.close(4000, "again")  # a second call does nothing
 
 
@@ -350,11 +349,11 @@ def test_client_close_reaches_server(server: WebSocketServer) -> None:
     ws, recorder = open_client(server.url)
     ws.close(3001, "client done")
     recorder.wait_closed()
-    assert accepted.closed.wait(TIMEOUT)
-    assert accepted.events == [
-        ("new", ReadyState.OPEN),
-        ("close", 3001, "client done", True, ReadyState.CLOSED),
-    ]
+    server_side = accepted.wait_closed()
+    assert accepted.states == [ReadyState.OPEN]
+    assert server_side.events == [("close", ReadyState.CLOSED, 3001, True)]
+    assert server_side.close_data is not None
+    assert server_side.close_data.reason == "client done"
 
 
 def test_tcp_drop_fires_error_then_1006(server: WebSocketServer) -> None:
@@ -369,12 +368,13 @@ def test_tcp_drop_fires_error_then_1006(server: WebSocketServer) -> None:
         response += sock.recv(4096)
     accepted.next_connection()
     sock.close()  # no close frame
-    assert accepted.closed.wait(TIMEOUT)
-    assert accepted.events == [
-        ("new", ReadyState.OPEN),
-        ("error", SocketError.RemoteHostClosedError),
-        ("close", 1006, "", False, ReadyState.CLOSED),
-    ]
+    server_side = accepted.wait_closed()
+    assert accepted.states == [ReadyState.OPEN]
+    assert server_side.kinds() == ["error", "close"]
+    assert server_side.errors == [SocketError.RemoteHostClosedError]
+    assert server_side.events[-1] == ("close", ReadyState.CLOSED, 1006, False)
+    assert server_side.close_data is not None
+    assert server_side.close_data.reason == ""
 
 
 def _raw_client(server: WebSocketServer) -> socket.socket:
@@ -537,11 +537,11 @@ def test_close_from_a_client_handler_does_not_stall() -> None:
 # -- TLS and subprotocols ---------------------------------------------------------------------
 
 
-def test_wss_with_generated_certificate() -> None:
-    with CertificateAuthority() as ca, WebSocketServer(ssl_context=ca.server_context()) as server:
+def test_wss_with_generated_certificate(certs: Certificates) -> None:
+    with WebSocketServer(ssl_context=certs.server_context()) as server:
         assert server.url == f"wss://127.0.0.1:{server.port}/"
         Accepted(server)
-        ws, recorder = open_client(server.url, cafile=ca.cafile)
+        ws, recorder = open_client(server.url, cafile=certs.cafile)
         ws.send("secure")
         assert wait_messages(recorder, 1) == ["secure"]
         ws.close()

@@ -12,7 +12,8 @@ import pytest
 import mesiboscript
 from mesiboscript import InvalidStateError, WebSocket, getOpenSessions, getSession
 
-from .helpers import TIMEOUT, AsyncServers, RawConnection, RawServer, Recorder, free_port, wait_for
+from .helpers import TIMEOUT, AsyncServers, Recorder, free_port, wait_for
+from .rawserver import RawConnection, RawServer
 
 
 def test_get_open_sessions_and_ids(echo_url: str) -> None:
@@ -74,8 +75,8 @@ def test_upgrade_timeout_abandons_the_attempt() -> None:
     def script(conn: RawConnection) -> None:
         conn.wait_eof()  # never answers
 
-    with RawServer(script) as server:
-        ws = WebSocket(server.url)
+    with RawServer(handler=script) as server:
+        ws = WebSocket(server.url())
         assert ws.upgrade(0.1) is False
         assert ws.read(TIMEOUT) is False
 
@@ -168,8 +169,8 @@ def test_send_text_async_completes_and_fails_on_drop() -> None:
         reset.wait(TIMEOUT)
         conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
-    with RawServer(script) as server:
-        ws = WebSocket(server.url)
+    with RawServer(handler=script) as server:
+        ws = WebSocket(server.url())
         assert ws.upgrade(TIMEOUT)
         small = ws.sendTextAsync("small")
         assert small.result(TIMEOUT) is None

@@ -32,7 +32,7 @@ from mesiboscript._loop import get_loop
 from mesiboscript._socketio import SocketIO
 from mesiboscript.sansio.frames import build_frame
 
-from .helpers import TIMEOUT
+from .helpers import TIMEOUT, free_port
 
 SERVERS_DIR = Path(__file__).parent / "socketio_servers"
 ROOT = Path(__file__).parent.parent
@@ -198,10 +198,14 @@ class Client:
             self.sio.on(event, self.recorder(event))
 
     def recorder(self, event: str, result: Any = None) -> Callable[..., Any]:
+        # The queue is made here, once: made on first use, the handler (I/O thread) and get()
+        # (test thread) could each make one, and an event put in the lost one never arrives.
+        arrived = self.queues[event]
+
         def handler(*args: Any) -> Any:
             self.order.append(event)
             self.threads.add(threading.current_thread().name)
-            self.queues[event].put(args)
+            arrived.put(args)
             return result
 
         return handler
@@ -567,12 +571,6 @@ def test_ping_timeout_when_the_server_stalls(
 # -- failures before connecting ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_handlers_and_acks_go_through_the_loop_dispatch(
     socketio4: ServerProcess, clients: Callable[..., Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -600,7 +598,7 @@ def test_handlers_and_acks_go_through_the_loop_dispatch(
 
 
 def test_unknown_handler_name_raises_with_a_hint() -> None:
-    sio = SocketIO(f"http://127.0.0.1:{_free_port()}", timeout=1)
+    sio = SocketIO(f"http://127.0.0.1:{free_port()}", timeout=1)
     try:
         with pytest.raises(AttributeError, match="did you mean 'onconnect_error'"):
             sio.onConnectError = print  # type: ignore[attr-defined]
@@ -610,7 +608,7 @@ def test_unknown_handler_name_raises_with_a_hint() -> None:
 
 
 def test_refused_connection(clients: Callable[..., Client]) -> None:
-    client = clients(f"http://127.0.0.1:{_free_port()}")
+    client = clients(f"http://127.0.0.1:{free_port()}")
     (data,) = client.get("connect_error")
     assert data["message"] == "websocket error"
     assert data["error"] == SocketError.ConnectionRefusedError
@@ -772,7 +770,7 @@ def test_bad_types_raise_at_once() -> None:
 
 
 def test_bad_emits_raise_at_once(clients: Callable[..., Client]) -> None:
-    client = clients(f"http://127.0.0.1:{_free_port()}")
+    client = clients(f"http://127.0.0.1:{free_port()}")
     sio = client.sio
     for name in ("connect", "disconnect", "connect_error"):
         with pytest.raises(ValueError, match="reserved"):

@@ -4,16 +4,13 @@ server behind the ``echo_url`` fixtures."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import itertools
 import logging
 import os
 import re
 import shutil
 import socket
-import socketserver
 import ssl
-import struct
 import subprocess
 import sys
 import threading
@@ -29,10 +26,10 @@ from mesiboscript import ConnectionFailed, InvalidStateError, ReadyState, Socket
 from mesiboscript._links import StreamLink
 from mesiboscript._tcp import SendBufferFull, Socket
 
-from .helpers import TIMEOUT
+from .helpers import TIMEOUT, Certificates, Recorder, free_port
+from .rawserver import OP_CLOSE, RawConnection, RawServer, close_frame
 
 ROOT = Path(__file__).resolve().parent.parent
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -48,82 +45,11 @@ def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
     return True
 
 
-class Recorder:
-    """Attaches the four handlers and records what they saw, in order."""
-
-    def __init__(self, s: Socket, on_connect: Optional[Callable[[Socket, int], None]] = None):
-        self.s = s
-        self.events: list[tuple[Any, ...]] = []
-        self.data = bytearray()
-        self.messages: list[Any] = []
-        self.written: list[int] = []
-        self.connects = 0
-        self.threads: set[str] = set()
-        self.cond = threading.Condition()
-        self.closed = threading.Event()
-        self._on_connect = on_connect
-        s.onconnect = self._connect
-        s.ondata = self._data
-        s.onwrite = self._write
-        s.onclose = self._close
-
-    def _note(self, *event: Any) -> None:
-        with self.cond:
-            self.events.append(event)
-            self.threads.add(threading.current_thread().name)
-            self.cond.notify_all()
-
-    def _connect(self, s: Socket) -> None:
-        assert s is self.s
-        self.connects += 1
-        self._note("connect", int(s.readyState))
-        if self._on_connect is not None:
-            self._on_connect(s, self.connects)
-
-    def _data(self, s: Socket, data: Any) -> None:
-        with self.cond:
-            self.messages.append(data)
-            if isinstance(data, bytes):
-                self.data += data
-        self._note("data")
-
-    def _write(self, s: Socket, nbytes: int) -> None:
-        with self.cond:
-            self.written.append(nbytes)
-        self._note("write", nbytes)
-
-    def _close(self, s: Socket) -> None:
-        self._note("close", int(s.readyState))
-        self.closed.set()
-
-    def wait(self, predicate: Callable[[], bool], what: str) -> None:
-        with self.cond:
-            ok = self.cond.wait_for(predicate, TIMEOUT)
-        assert ok, f"timed out waiting for {what}; events: {self.events[-20:]}"
-
-    def wait_data(self, size: int) -> bytes:
-        self.wait(lambda: len(self.data) >= size, f"{size} bytes")
-        return bytes(self.data)
-
-    def wait_closed(self) -> None:
-        assert self.closed.wait(TIMEOUT), f"no onclose; events: {self.events[-20:]}"
-
-    def kinds(self) -> list[str]:
-        return [e[0] for e in self.events if e[0] != "write"]
-
-
 def need(binary: str) -> str:
     path = shutil.which(binary)
     if path is None:
         pytest.skip(f"{binary} is not installed (.ci/run installs it with apt-get)")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Process:
@@ -199,87 +125,21 @@ def start_ncat(processes: list[Process], tmp_path: Path, *extra: str) -> int:
 
 
 @pytest.fixture(scope="session")
-def cert_files(ca: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def cert_files(certs: Certificates, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A certificate for localhost and 127.0.0.1 from the session's test CA, as PEM files."""
-    folder = tmp_path_factory.mktemp("certs")
-    leaf = ca.issue_cert("localhost", "127.0.0.1")
-    paths = {"cert": folder / "cert.pem", "key": folder / "key.pem", "ca": folder / "ca.pem"}
-    paths["cert"].write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
-    leaf.private_key_pem.write_to_path(str(paths["key"]))
-    ca.cert_pem.write_to_path(str(paths["ca"]))
-    return {name: str(path) for name, path in paths.items()}
+    return certs.pem_files(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture(scope="session")
-def other_cert_files(ca: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def other_cert_files(
+    certs: Certificates, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     """A certificate from the test CA for ``other.example`` only: wrong for 127.0.0.1."""
-    folder = tmp_path_factory.mktemp("other-certs")
-    leaf = ca.issue_cert("other.example")
-    paths = {"cert": folder / "cert.pem", "key": folder / "key.pem"}
-    paths["cert"].write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
-    leaf.private_key_pem.write_to_path(str(paths["key"]))
-    return {name: str(path) for name, path in paths.items()}
+    return certs.pem_files(tmp_path_factory.mktemp("other-certs"), "other.example")
 
 
-class StdServer:
-    """The standard library's threading TCP server (optionally TLS), running ``handle(sock, n)``
-    for the n-th connection (from 1)."""
-
-    def __init__(
-        self,
-        handle: Callable[[socket.socket, int], None],
-        tls: Optional[ssl.SSLContext] = None,
-        listen: bool = True,
-    ) -> None:
-        outer = self
-        self.count = 0
-        self.lock = threading.Lock()
-
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                with outer.lock:
-                    outer.count += 1
-                    n = outer.count
-                sock: socket.socket = self.request
-                if tls is not None:
-                    sock = tls.wrap_socket(sock, server_side=True)
-                handle(sock, n)
-
-        class Server(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # a client that went away (or rejected our certificate) is expected here
-
-        self.server = Server(("127.0.0.1", 0), Handler, bind_and_activate=False)
-        self.server.server_bind()
-        self.port: int = self.server.server_address[1]
-        self.thread: Optional[threading.Thread] = None
-        if listen:
-            self.listen()
-
-    def listen(self) -> None:
-        self.server.server_activate()
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, name="test-servers", daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        if self.thread is not None:
-            self.server.shutdown()
-            self.thread.join(TIMEOUT)
-        self.server.server_close()
-
-    def __enter__(self) -> StdServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def echo_forever(sock: socket.socket, n: int) -> None:
+def echo_forever(conn: RawConnection) -> None:
+    sock = conn.sock
     with sock:
         while True:
             try:
@@ -291,8 +151,9 @@ def echo_forever(sock: socket.socket, n: int) -> None:
             sock.sendall(data)
 
 
-def silent(sock: socket.socket, n: int) -> None:
+def silent(conn: RawConnection) -> None:
     """Read and never answer (a TLS client waits for the ServerHello forever)."""
+    sock = conn.sock
     with sock:
         while True:
             try:
@@ -300,18 +161,6 @@ def silent(sock: socket.socket, n: int) -> None:
                     return
             except OSError:
                 return
-
-
-def reset(sock: socket.socket) -> None:
-    """Close with a TCP reset (SO_LINGER 0): the client sees the connection drop."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
-
-
-def server_tls(cert_files: dict[str, str]) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_files["cert"], cert_files["key"])
-    return context
 
 
 # -- construction and properties ----------------------------------------------------------
@@ -459,7 +308,8 @@ def test_close_flushes_everything_sent_before_it(close_from: str) -> None:
     received: dict[int, bytes] = {}
     done = threading.Event()
 
-    def collect(sock: socket.socket, n: int) -> None:
+    def collect(conn: RawConnection) -> None:
+        sock, n = conn.sock, conn.index
         chunks = []
         with sock:
             while True:
@@ -471,7 +321,7 @@ def test_close_flushes_everything_sent_before_it(close_from: str) -> None:
         done.set()
 
     payload = os.urandom(4 * 1024 * 1024)
-    with StdServer(collect) as server:
+    with RawServer(handler=collect) as server:
         # Sent before the connection is up, 4 MiB is held: over the default max_buffer (1 MiB).
         s = Socket(f"sock://127.0.0.1:{server.port}", max_buffer=len(payload))
         if close_from == "onconnect":
@@ -507,7 +357,7 @@ def test_ncat_tcp_echo(processes: list[Process], tmp_path: Path) -> None:
 
 def test_stdlib_server_and_a_large_echo() -> None:
     payload = os.urandom(3 * 1024 * 1024 + 17)
-    with StdServer(echo_forever) as server:
+    with RawServer(handler=echo_forever) as server:
         s = Socket(f"sock://127.0.0.1:{server.port}")
         rec = Recorder(s, on_connect=lambda s, n: s.send(payload))
         s.open()
@@ -518,11 +368,12 @@ def test_stdlib_server_and_a_large_echo() -> None:
 
 
 def test_peer_close_ends_a_plain_socket() -> None:
-    def greet_and_close(sock: socket.socket, n: int) -> None:
+    def greet_and_close(conn: RawConnection) -> None:
+        sock = conn.sock
         with sock:
             sock.sendall(b"bye")
 
-    with StdServer(greet_and_close) as server:
+    with RawServer(handler=greet_and_close) as server:
         s = Socket(f"sock://127.0.0.1:{server.port}")
         rec = Recorder(s)
         s.open()
@@ -534,12 +385,11 @@ def test_peer_close_ends_a_plain_socket() -> None:
 
 
 def test_refused_connection() -> None:
-    with socket.socket() as holder:  # bound, not listening: connections are refused
-        holder.bind(("127.0.0.1", 0))
-        s = Socket(f"sock://127.0.0.1:{holder.getsockname()[1]}")
-        rec = Recorder(s)
-        s.open()
-        rec.wait_closed()
+    port = free_port()  # nothing listens: connections are refused
+    s = Socket(f"sock://127.0.0.1:{port}")
+    rec = Recorder(s)
+    s.open()
+    rec.wait_closed()
     assert rec.kinds() == ["close"]
     assert isinstance(s.last_error, ConnectionFailed)
     assert s.last_error.error == SocketError.ConnectionRefusedError
@@ -696,8 +546,10 @@ def test_openssl_s_server_rev(
 
 
 @pytest.mark.parametrize("how", ["socks://", "sock:// + enableSsl"])
-def test_stdlib_tls_server(how: str, cert_files: dict[str, str]) -> None:
-    with StdServer(echo_forever, tls=server_tls(cert_files)) as server:
+def test_stdlib_tls_server(how: str, cert_files: dict[str, str], certs: Certificates) -> None:
+    with RawServer(
+        handler=echo_forever, ssl_context=certs.server_context("localhost", "127.0.0.1")
+    ) as server:
         scheme = "socks" if how == "socks://" else "sock"
         s = Socket(f"{scheme}://localhost:{server.port}", cafile=cert_files["ca"])
         if scheme == "sock":
@@ -709,8 +561,10 @@ def test_stdlib_tls_server(how: str, cert_files: dict[str, str]) -> None:
         rec.wait_closed()
 
 
-def test_unknown_ca_fails_and_closes(cert_files: dict[str, str]) -> None:
-    with StdServer(echo_forever, tls=server_tls(cert_files)) as server:
+def test_unknown_ca_fails_and_closes(certs: Certificates) -> None:
+    with RawServer(
+        handler=echo_forever, ssl_context=certs.server_context("localhost", "127.0.0.1")
+    ) as server:
         s = Socket(f"socks://localhost:{server.port}")  # certifi's CAs: ours is unknown
         rec = Recorder(s)
         s.open()
@@ -723,18 +577,20 @@ def test_unknown_ca_fails_and_closes(cert_files: dict[str, str]) -> None:
 
 
 def test_keepalive_does_not_retry_a_certificate_that_fails(
-    cert_files: dict[str, str], caplog: pytest.LogCaptureFixture
+    certs: Certificates, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Retrying cannot fix a certificate: the reconnect policy calls it fatal, and a keepalive
     socket closes after the first attempt."""
-    with StdServer(echo_forever, tls=server_tls(cert_files)) as server:
+    with RawServer(
+        handler=echo_forever, ssl_context=certs.server_context("localhost", "127.0.0.1")
+    ) as server:
         s = Socket(f"socks://localhost:{server.port}")  # certifi's CAs: ours is unknown
         s.keepalive = True
         rec = Recorder(s)
         with caplog.at_level(logging.WARNING, logger="mesiboscript"):
             s.open()
             rec.wait_closed()
-        attempts = server.count
+        attempts = server.accepted
     assert attempts == 1
     assert rec.kinds() == ["close"]
     assert isinstance(s.last_error, ConnectionFailed)
@@ -742,8 +598,10 @@ def test_keepalive_does_not_retry_a_certificate_that_fails(
     assert "not retrying" in caplog.text
 
 
-def test_wrong_hostname_fails(cert_files: dict[str, str], other_cert_files: dict[str, str]) -> None:
-    with StdServer(echo_forever, tls=server_tls(other_cert_files)) as server:
+def test_wrong_hostname_fails(cert_files: dict[str, str], certs: Certificates) -> None:
+    with RawServer(
+        handler=echo_forever, ssl_context=certs.server_context("other.example")
+    ) as server:
         s = Socket(f"socks://127.0.0.1:{server.port}", cafile=cert_files["ca"])
         rec = Recorder(s)
         s.open()
@@ -793,7 +651,7 @@ def test_verify_host_false_with_an_own_ssl_context_is_refused_at_open() -> None:
 
 
 def test_connect_timeout_on_a_silent_tls_server() -> None:
-    with StdServer(silent) as server:
+    with RawServer(handler=silent) as server:
         s = Socket(f"socks://127.0.0.1:{server.port}", connect_timeout=0.3)
         rec = Recorder(s)
         s.open()
@@ -806,18 +664,19 @@ def test_connect_timeout_on_a_silent_tls_server() -> None:
 
 
 def test_keepalive_reconnects_after_the_server_drops_twice() -> None:
-    def drop_twice(sock: socket.socket, n: int) -> None:
+    def drop_twice(conn: RawConnection) -> None:
+        sock, n = conn.sock, conn.index
         if n <= 2:
             data = sock.recv(1024)
             sock.sendall(data)
             if n == 1:
-                reset(sock)  # an RST
+                conn.reset()  # an RST
             else:
                 sock.close()  # a FIN
             return
-        echo_forever(sock, n)
+        echo_forever(conn)
 
-    with StdServer(drop_twice) as server:
+    with RawServer(handler=drop_twice) as server:
         s = Socket(f"sock://127.0.0.1:{server.port}")
         s.keepalive = True
         rec = Recorder(s, on_connect=lambda s, n: s.send(f"hello {n};"))
@@ -829,7 +688,7 @@ def test_keepalive_reconnects_after_the_server_drops_twice() -> None:
         assert s.readyState == Socket.OPEN
         s.close()
         rec.wait_closed()
-        assert server.count == 3
+        assert server.accepted == 3
     assert rec.connects == 3
     assert rec.kinds().count("close") == 1
     assert rec.events[-1] == ("close", Socket.CLOSED)
@@ -858,7 +717,7 @@ def test_keepalive_turns_on_tcp_keepalive_probes(socat_echo: int, keepalive: boo
 
 def test_keepalive_holds_data_until_the_server_is_up() -> None:
     """Refused attempts are retried; data sent meanwhile is held and arrives once, in order."""
-    server = StdServer(echo_forever, listen=False)  # bound, not listening: refused
+    server = RawServer(handler=echo_forever).bind()  # bound, not listening: refused
     try:
         s = Socket(f"sock://127.0.0.1:{server.port}", max_buffer=64)
         s.keepalive = True
@@ -872,7 +731,7 @@ def test_keepalive_holds_data_until_the_server_is_up() -> None:
         assert wait_until(lambda: s.last_error is not None)  # at least one refused attempt
         assert isinstance(s.last_error, ConnectionFailed)
         assert s.last_error.error == SocketError.ConnectionRefusedError
-        server.listen()
+        server.start()
         expected = b"held 1|held 2|onconnect"
         assert rec.wait_data(len(expected)) == expected
         s.close()
@@ -883,14 +742,13 @@ def test_keepalive_holds_data_until_the_server_is_up() -> None:
 
 
 def test_keepalive_gives_up_after_max_attempts() -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        s = Socket(f"sock://127.0.0.1:{holder.getsockname()[1]}", max_attempts=3)
-        s.keepalive = True
-        rec = Recorder(s)
-        started = time.monotonic()
-        s.open()
-        rec.wait_closed()
+    port = free_port()  # nothing listens: connections are refused
+    s = Socket(f"sock://127.0.0.1:{port}", max_attempts=3)
+    s.keepalive = True
+    rec = Recorder(s)
+    started = time.monotonic()
+    s.open()
+    rec.wait_closed()
     # Three attempts: two backoff delays of about 0.1 s and 0.2 s (±20 %) in between.
     assert time.monotonic() - started >= 0.2
     assert rec.kinds() == ["close"]
@@ -899,17 +757,16 @@ def test_keepalive_gives_up_after_max_attempts() -> None:
 
 
 def test_close_stops_reconnecting_and_drops_held_data(caplog: pytest.LogCaptureFixture) -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        s = Socket(f"sock://127.0.0.1:{holder.getsockname()[1]}", retry_delay=5.0)
-        s.keepalive = True
-        rec = Recorder(s)
-        s.open()
-        assert wait_until(lambda: s.last_error is not None)  # waiting 5 s to retry
-        s.send(b"never sent")
-        with caplog.at_level(logging.WARNING, logger="mesiboscript"):
-            s.close()
-            rec.wait_closed()
+    port = free_port()  # nothing listens: connections are refused
+    s = Socket(f"sock://127.0.0.1:{port}", retry_delay=5.0)
+    s.keepalive = True
+    rec = Recorder(s)
+    s.open()
+    assert wait_until(lambda: s.last_error is not None)  # waiting 5 s to retry
+    s.send(b"never sent")
+    with caplog.at_level(logging.WARNING, logger="mesiboscript"):
+        s.close()
+        rec.wait_closed()
     assert rec.kinds() == ["close"]
     assert "10 sent bytes never written" in caplog.text
     assert s.read(0) is False
@@ -923,11 +780,12 @@ def test_unsent_data_survives_a_drop_and_nothing_is_written_twice() -> None:
     first_byte = threading.Event()
     done = threading.Event()
 
-    def server(sock: socket.socket, n: int) -> None:
+    def server(conn: RawConnection) -> None:
+        sock, n = conn.sock, conn.index
         if n == 1:
             assert sock.recv(1)  # the kernel took some of it...
             first_byte.set()
-            reset(sock)  # ...and the rest dies with the connection
+            conn.reset()  # ...and the rest dies with the connection
             return
         chunks = []
         with sock:
@@ -940,7 +798,7 @@ def test_unsent_data_survives_a_drop_and_nothing_is_written_twice() -> None:
         done.set()
 
     written_before_reconnect: list[int] = []
-    with StdServer(server) as srv:
+    with RawServer(handler=server) as srv:
         s = Socket(f"sock://127.0.0.1:{srv.port}")
         s.keepalive = True
 
@@ -984,7 +842,8 @@ def test_read_keeps_what_ondata_queues_and_backpressure_bounds_memory() -> None:
     total = 8 * 1024 * 1024
     payload = os.urandom(total)
 
-    def blast(sock: socket.socket, n: int) -> None:
+    def blast(conn: RawConnection) -> None:
+        sock = conn.sock
         with sock:
             sock.sendall(payload)
 
@@ -998,7 +857,7 @@ def test_read_keeps_what_ondata_queues_and_backpressure_bounds_memory() -> None:
         if s._inbox.nbytes > high:
             over.set()
 
-    with StdServer(blast) as server:
+    with RawServer(handler=blast) as server:
         s = Socket(f"sock://127.0.0.1:{server.port}", ondata=ondata)
         s.open()
         assert over.wait(TIMEOUT)  # the reader is behind: the socket pauses
@@ -1015,13 +874,12 @@ def test_read_keeps_what_ondata_queues_and_backpressure_bounds_memory() -> None:
 
 
 def test_upgrade_false_on_failure_and_on_timeout() -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        refused = Socket(f"sock://127.0.0.1:{holder.getsockname()[1]}", ondata=Socket.queue)
-        assert refused.upgrade(TIMEOUT) is False
-        assert refused.read(0) is False
+    port = free_port()  # nothing listens: connections are refused
+    refused = Socket(f"sock://127.0.0.1:{port}", ondata=Socket.queue)
+    assert refused.upgrade(TIMEOUT) is False
+    assert refused.read(0) is False
 
-    with StdServer(silent) as server:
+    with RawServer(handler=silent) as server:
         slow = Socket(f"socks://127.0.0.1:{server.port}", ondata=Socket.queue)
         closed = threading.Event()
         slow.onclose = lambda s: closed.set()
@@ -1087,60 +945,6 @@ def test_wss_through_socket_and_read(wss_echo_url: str, client_ssl: Any) -> None
     assert s.read(TIMEOUT) is False
 
 
-def ws_accept(sock: socket.socket) -> bytes:
-    """Answer a WebSocket opening handshake (RFC 6455 4.2.2); return bytes read past it."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        data = sock.recv(4096)
-        assert data, "the client went away during the handshake"
-        buf += data
-    head, rest = buf.split(b"\r\n\r\n", 1)
-    match = re.search(rb"(?im)^sec-websocket-key:\s*(\S+)", head)
-    assert match
-    accept = base64.b64encode(hashlib.sha1(match.group(1) + GUID).digest())
-    sock.sendall(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-    )
-    return rest
-
-
-def ws_read_messages(sock: socket.socket, buf: bytes) -> list[bytes]:
-    """Read unfragmented client frames until a close frame; answer it; return the payloads."""
-    messages: list[bytes] = []
-
-    def need(n: int) -> bytes:
-        nonlocal buf
-        while len(buf) < n:
-            data = sock.recv(1 << 20)
-            assert data, "the client went away without a close frame"
-            buf += data
-        out, buf = buf[:n], buf[n:]
-        return out
-
-    while True:
-        b0, b1 = need(2)
-        length = b1 & 0x7F
-        if length == 126:
-            length = struct.unpack("!H", need(2))[0]
-        elif length == 127:
-            length = struct.unpack("!Q", need(8))[0]
-        key = need(4)
-        masked = need(length)
-        payload = unmask(masked, key)
-        if b0 & 0x0F == 0x8:
-            sock.sendall(b"\x88\x02\x03\xe8")
-            return messages
-        messages.append(payload)
-
-
-def unmask(masked: bytes, key: bytes) -> bytes:
-    # XOR as one big integer: fast enough for megabytes in pure Python.
-    mask = (key * (len(masked) // 4 + 1))[: len(masked)]
-    value = int.from_bytes(masked, "big") ^ int.from_bytes(mask, "big")
-    return value.to_bytes(len(masked), "big")
-
-
 def test_ws_messages_not_completely_written_are_sent_again_whole() -> None:
     """A WebSocket drop cuts a 16 MiB message: the messages whose frames were not completely
     written (onwrite never fired for them) arrive whole, in order, on the next connection."""
@@ -1149,20 +953,29 @@ def test_ws_messages_not_completely_written_are_sent_again_whole() -> None:
     received: dict[int, list[bytes]] = {}
     done = threading.Event()
 
-    def server(sock: socket.socket, n: int) -> None:
-        rest = ws_accept(sock)
+    counter = itertools.count(1)
+
+    def server(conn: RawConnection) -> None:
+        n = next(counter)
+        conn.handshake()
         if n == 1:
-            if not rest:
-                assert sock.recv(1)  # the kernel took some of it...
-            reset(sock)  # ...and the rest dies with the connection
+            if not conn.buf:
+                assert conn.sock.recv(1)  # the kernel took some of it...
+            conn.reset()  # ...and the rest dies with the connection
             return
-        with sock:
-            received[n] = ws_read_messages(sock, rest)
+        messages: list[bytes] = []
+        while True:  # the client's frames until its close frame, which is answered
+            opcode, payload = conn.read_frame()
+            if opcode == OP_CLOSE:
+                conn.sock.sendall(close_frame(1000))
+                break
+            messages.append(payload)
+        received[n] = messages
         done.set()
 
     written_on_first: list[int] = []
-    with StdServer(server) as srv:
-        s = Socket(f"ws://127.0.0.1:{srv.port}/")
+    with RawServer(handler=server) as srv:
+        s = Socket(srv.url())
         s.keepalive = True
 
         def on_connect(s: Socket, n: int) -> None:

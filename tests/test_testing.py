@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import textwrap
@@ -366,7 +367,10 @@ def test_fixture_closes_a_leaked_connection(echo_server: EchoServer) -> None:
 
 
 def _plugin_args() -> list[str]:
-    """Load the plugin explicitly when it is not installed by entry point (a source checkout)."""
+    """Load the plugin explicitly when it is not installed by entry point (a source checkout), or
+    when entry points are not loaded (PYTEST_DISABLE_PLUGIN_AUTOLOAD, inherited by the child)."""
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        return ["-p", "mesiboscript.testing.plugin"]
     points: Any = metadata.entry_points()
     if hasattr(points, "select"):
         group = points.select(group="pytest11")
@@ -427,3 +431,128 @@ def test_plugin_imports_nothing_heavy_and_closes_leaks(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
+
+
+# -- servers: startup failure, stream scripts, odd statuses -----------------------------------
+
+
+def test_a_server_that_cannot_start_raises_and_cleans_up() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        for scheme in ("ws", "wss"):  # wss makes (and must remove) a CA of its own
+            with pytest.raises(OSError, match=r"(?i)in use"):
+                EchoServer(scheme, port=port)
+    # no_echo_threads checks that their threads end.
+
+
+def test_repr_names_the_url_and_the_state() -> None:
+    server = EchoServer("sock")
+    assert repr(server) == f"<EchoServer {server.url}>"
+    server.close()
+    assert repr(server) == f"<EchoServer {server.url} closed>"
+
+
+def test_sock_script_delay_then_echo_then_close() -> None:
+    with (
+        EchoServer("sock", script="/delay/50/echo/3/close") as server,
+        socket.create_connection((server.host, server.port), timeout=TIMEOUT) as sock,
+    ):
+        started = time.monotonic()
+        sock.sendall(b"abc")
+        assert read_exactly(sock, 3) == b"abc"
+        assert time.monotonic() - started >= 0.05
+        assert sock.recv(10) == b""
+
+
+def test_sock_counted_echo_ends_when_the_client_does() -> None:
+    """The client ends its side before the counted bytes: the server echoes what came, and
+    closes."""
+    with (
+        EchoServer("sock", script="/echo/10/greet/never") as server,
+        socket.create_connection((server.host, server.port), timeout=TIMEOUT) as sock,
+    ):
+        sock.sendall(b"ab")
+        sock.shutdown(socket.SHUT_WR)
+        assert read_exactly(sock, 2) == b"ab"
+        assert sock.recv(10) == b""
+
+
+def test_sock_client_reset_does_not_disturb_the_server() -> None:
+    with EchoServer("sock") as server:
+        sock = socket.create_connection((server.host, server.port), timeout=TIMEOUT)
+        sock.sendall(b"x")
+        assert read_exactly(sock, 1) == b"x"
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset, while the server waits for more to echo
+        with socket.create_connection((server.host, server.port), timeout=TIMEOUT) as again:
+            again.sendall(b"still here")
+            assert read_exactly(again, 10) == b"still here"
+        deadline = time.monotonic() + TIMEOUT
+        while server.open_connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.open_connections == 0
+
+
+def test_ws_status_without_a_standard_phrase() -> None:
+    """An HTTP status with no standard reason phrase still refuses the handshake."""
+    with EchoServer("ws") as server:
+        with socket.create_connection((server.host, server.port), timeout=TIMEOUT) as sock:
+            sock.sendall(
+                b"GET /status/499 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            assert read_exactly(sock, 25) == b"HTTP/1.1 499 Refused\r\nCon"
+        recorder = connect(server.url + "status/499")
+        recorder.wait_closed()
+        assert recorder.kinds() == ["error", "close"]
+
+
+def test_plugin_closes_servers_a_session_left_listening(tmp_path: Path) -> None:
+    """A WebSocketServer left listening would keep pytest alive: the plugin closes it."""
+    result = _run_pytest(
+        tmp_path,
+        """
+        from mesiboscript.server import WebSocketServer
+
+        LEFT = []
+
+        def test_leave_a_server_listening():
+            LEFT.append(WebSocketServer())
+        """,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+
+
+def test_plugin_in_a_session_without_servers(tmp_path: Path) -> None:
+    result = _run_pytest(tmp_path, "def test_nothing():\n    pass\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_package_lists_its_lazy_names() -> None:
+    import mesiboscript.testing as testing
+
+    assert {"SCHEMES", "CertificateAuthority", "EchoServer", "parse_script"} <= set(dir(testing))
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        _ = testing.nothing
+
+
+def test_certificate_authority_without_trustme_says_what_to_install() -> None:
+    """The testing extra is optional: without trustme the error names the package to install."""
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["trustme"] = None  # as if it were not installed
+        from mesiboscript.testing import CertificateAuthority
+        try:
+            CertificateAuthority()
+        except ImportError as exc:
+            print(exc)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'mesiboscript[testing]'" in result.stdout

@@ -19,17 +19,8 @@ import pytest
 import mesiboscript
 from mesiboscript import CloseCode, ReadyState, SocketError, WebSocket
 
-from .helpers import (
-    TIMEOUT,
-    AsyncServers,
-    RawConnection,
-    RawServer,
-    Recorder,
-    close_frame,
-    frame,
-    free_port,
-    wait_for,
-)
+from .helpers import TIMEOUT, AsyncServers, Certificates, Recorder, free_port, wait_for
+from .rawserver import RawConnection, RawServer, close_frame, frame
 
 
 def echo_roundtrip(url: str, payloads: list[Any], **options: Any) -> list[Any]:
@@ -143,8 +134,8 @@ def test_protocol_is_empty_until_open() -> None:
         conn.handshake(extra="Sec-WebSocket-Protocol: chat\r\n")
         conn.wait_eof()
 
-    with RawServer(script) as server:
-        ws = WebSocket(server.url, ["superchat", "chat"])
+    with RawServer(handler=script) as server:
+        ws = WebSocket(server.url(), ["superchat", "chat"])
         rec = Recorder(ws)
         assert (ws.readyState, ws.protocol) == (ReadyState.CONNECTING, "")
         go.set()
@@ -191,8 +182,8 @@ def test_empty_close_frame_reports_1005() -> None:
         conn.sock.close()
         return code
 
-    with RawServer(script) as server:
-        rec = Recorder(WebSocket(server.url))
+    with RawServer(handler=script) as server:
+        rec = Recorder(WebSocket(server.url()))
         close = rec.wait_closed()
         assert server.result() is None  # the client echoed an empty close
     assert (close.code, close.wasClean) == (CloseCode.MissingStatusCode, True)
@@ -216,8 +207,8 @@ def test_client_close_puts_code_on_the_wire() -> None:
         conn.sock.close()
         return code
 
-    with RawServer(script) as server:
-        ws = WebSocket(server.url)
+    with RawServer(handler=script) as server:
+        ws = WebSocket(server.url())
         rec = Recorder(ws)
         assert rec.opened.wait(TIMEOUT)
         ws.close(4321, "why")
@@ -232,8 +223,8 @@ def test_tcp_drop_reports_1006() -> None:
         conn.sock.sendall(frame(0x1, b"hi"))
         conn.sock.close()
 
-    with RawServer(script) as server:
-        ws = WebSocket(server.url)
+    with RawServer(handler=script) as server:
+        ws = WebSocket(server.url())
         rec = Recorder(ws)
         close = rec.wait_closed()
     assert (close.code, close.wasClean) == (1006, False)
@@ -267,8 +258,8 @@ def test_protocol_violations_fail_with_the_standard_codes(payload: bytes, wire_c
         conn.wait_eof()
         return code
 
-    with RawServer(script) as server:
-        ws = WebSocket(server.url)
+    with RawServer(handler=script) as server:
+        ws = WebSocket(server.url())
         rec = Recorder(ws)
         close = rec.wait_closed()
         assert server.result() == wire_code
@@ -288,8 +279,8 @@ def test_invalid_utf8_fails_fast_inside_a_fragmented_message() -> None:
         )
         return conn.read_close_code()  # the rest of the message is never sent
 
-    with RawServer(script) as server:
-        rec = Recorder(WebSocket(server.url))
+    with RawServer(handler=script) as server:
+        rec = Recorder(WebSocket(server.url()))
         rec.wait_closed()
         assert server.result() == 1007
 
@@ -301,8 +292,8 @@ def test_invalid_utf8_fails_fast_inside_a_partial_frame() -> None:
         conn.sock.sendall(frame(0x1, b"\xed\xa0\x80" + b"a" * 97)[:6])
         return conn.read_close_code()
 
-    with RawServer(script) as server:
-        rec = Recorder(WebSocket(server.url))
+    with RawServer(handler=script) as server:
+        rec = Recorder(WebSocket(server.url()))
         rec.wait_closed()
         assert server.result() == 1007
 
@@ -313,8 +304,8 @@ def test_oversize_message_closes_with_1009() -> None:
         conn.sock.sendall(frame(0x2, b"x" * 2000))
         return conn.read_close_code()
 
-    with RawServer(script) as server:
-        ws = WebSocket(server.url, max_size=1000)
+    with RawServer(handler=script) as server:
+        ws = WebSocket(server.url(), max_size=1000)
         rec = Recorder(ws)
         close = rec.wait_closed()
         assert server.result() == CloseCode.TooMuchData
@@ -334,8 +325,8 @@ def test_fragmented_message_is_reassembled() -> None:
         conn.read_close_code()
         return pong
 
-    with RawServer(script) as server:
-        rec = Recorder(WebSocket(server.url))
+    with RawServer(handler=script) as server:
+        rec = Recorder(WebSocket(server.url()))
         rec.wait_closed()
         assert server.result() == (0xA, b"ping!")
     assert rec.messages == ["héllo"]
@@ -381,8 +372,8 @@ def test_connect_timeout_on_a_silent_server() -> None:
     def script(conn: RawConnection) -> None:
         conn.wait_eof()  # accepts, never answers the upgrade (slowloris)
 
-    with RawServer(script) as server:
-        rec = Recorder(WebSocket(server.url, connect_timeout=0.3))
+    with RawServer(handler=script) as server:
+        rec = Recorder(WebSocket(server.url(), connect_timeout=0.3))
         rec.wait_closed()
     assert rec.error == SocketError.SocketTimeoutError
     assert rec.kinds() == ["error", "close"]
@@ -403,8 +394,8 @@ def test_bad_handshakes_fail(response: dict[str, str]) -> None:
         conn.handshake(**response)
         conn.wait_eof()
 
-    with RawServer(script) as server:
-        ws = WebSocket(server.url)
+    with RawServer(handler=script) as server:
+        ws = WebSocket(server.url())
         rec = Recorder(ws)
         close = rec.wait_closed()
     assert rec.kinds() == ["error", "close"]
@@ -417,8 +408,8 @@ def test_offered_protocol_not_chosen_fails() -> None:
         conn.handshake()
         conn.wait_eof()
 
-    with RawServer(script) as server:
-        rec = Recorder(WebSocket(server.url, "chat"))
+    with RawServer(handler=script) as server:
+        rec = Recorder(WebSocket(server.url(), "chat"))
         rec.wait_closed()
     assert rec.kinds() == ["error", "close"]
 
@@ -434,13 +425,13 @@ def _gated_server(go: threading.Event) -> RawServer:
             return  # the client gave up first
         conn.wait_eof()
 
-    return RawServer(script)
+    return RawServer(handler=script)
 
 
 def test_close_while_connecting() -> None:
     go = threading.Event()
     with _gated_server(go) as server:
-        ws = WebSocket(server.url)
+        ws = WebSocket(server.url())
         rec = Recorder(ws)
         assert ws.readyState == ReadyState.CONNECTING
         ws.close(4000, "never sent")
@@ -454,7 +445,7 @@ def test_close_while_connecting() -> None:
 def test_send_while_connecting_raises() -> None:
     go = threading.Event()
     with _gated_server(go) as server:
-        ws = WebSocket(server.url)
+        ws = WebSocket(server.url())
         with pytest.raises(mesiboscript.InvalidStateError):
             ws.send("too early")
         with pytest.raises(mesiboscript.InvalidStateError):
@@ -483,10 +474,9 @@ def test_send_after_close_is_silent_and_counts_buffered(echo_url: str) -> None:
 
 
 def test_wss_with_cafile_and_context(
-    wss_echo_url: str, ca: Any, client_ssl: ssl.SSLContext
+    wss_echo_url: str, certs: Certificates, client_ssl: ssl.SSLContext
 ) -> None:
-    with ca.cert_pem.tempfile() as cafile:
-        assert echo_roundtrip(wss_echo_url, ["secure"], cafile=cafile) == ["secure"]
+    assert echo_roundtrip(wss_echo_url, ["secure"], cafile=certs.cafile) == ["secure"]
     assert echo_roundtrip(wss_echo_url, [b"ctx"], ssl_context=client_ssl) == [b"ctx"]
 
 
@@ -499,10 +489,9 @@ def test_wss_unknown_ca_fails(wss_echo_url: str) -> None:
 
 
 def test_wss_wrong_hostname_fails(
-    servers: AsyncServers, ca: Any, client_ssl: ssl.SSLContext
+    servers: AsyncServers, certs: Certificates, client_ssl: ssl.SSLContext
 ) -> None:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("other.example").configure_cert(context)
+    context = certs.server_context("other.example")
     server = servers.serve(lambda conn: conn.wait_closed(), ssl=context)
     try:
         rec = Recorder(WebSocket(f"wss://localhost:{server.port}/", ssl_context=client_ssl))
@@ -537,8 +526,8 @@ def test_ping_timeout_detects_a_dead_peer() -> None:
         conn.sock.sendall(frame(0x1, b"abc", fin=True)[:3])  # half a frame, then silence
         stop.wait(TIMEOUT)
 
-    with RawServer(script) as server:
-        ws = WebSocket(server.url, ping_interval=0.1, ping_timeout=0.2)
+    with RawServer(handler=script) as server:
+        ws = WebSocket(server.url(), ping_interval=0.1, ping_timeout=0.2)
         rec = Recorder(ws)
         close = rec.wait_closed()
         stop.set()
@@ -585,7 +574,7 @@ def test_http_proxy(echo_url: str) -> None:
         pipe.join(TIMEOUT)
         upstream.close()
 
-    with RawServer(script) as proxy:
+    with RawServer(handler=script) as proxy:
         got = echo_roundtrip(echo_url, ["via proxy"], proxy=f"http://127.0.0.1:{proxy.port}")
     assert got == ["via proxy"]
     assert seen[0].startswith(b"CONNECT 127.0.0.1:")
@@ -605,7 +594,7 @@ def test_proxy_refusal_is_reported() -> None:
         conn.recv_until(b"\r\n\r\n")
         conn.sock.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
 
-    with RawServer(script) as proxy:
+    with RawServer(handler=script) as proxy:
         rec = Recorder(WebSocket("ws://example.test/", proxy=f"http://127.0.0.1:{proxy.port}"))
         rec.wait_closed()
     assert rec.error == SocketError.ProxyAuthenticationRequiredError
@@ -622,8 +611,8 @@ def test_stalled_half_frame_does_not_delay_other_connections(echo_url: str) -> N
         conn.sock.sendall(data[500:] + close_frame(1000))
         conn.read_close_code()
 
-    with RawServer(script) as server:
-        stalled = WebSocket(server.url)
+    with RawServer(handler=script) as server:
+        stalled = WebSocket(server.url())
         stalled_rec = Recorder(stalled)
         assert stalled_rec.opened.wait(TIMEOUT)
         started = time.monotonic()
@@ -750,8 +739,8 @@ def test_event_listeners() -> None:
     def removed(event: Any) -> None:
         order.append("removed")
 
-    with RawServer(script) as server:
-        ws = WebSocket(server.url)
+    with RawServer(handler=script) as server:
+        ws = WebSocket(server.url())
         ws.addEventListener("open", first)
         ws.onopen = lambda: order.append("onopen")
         ws.addEventListener("open", lambda e: order.append("listener2"))
@@ -806,8 +795,8 @@ def test_late_open_handler_hears_open_before_a_new_message() -> None:
         conn.sock.sendall(frame(0x1, b"hi"))
         conn.sock.sendall(close_frame(conn.read_close_code()))  # and the server closes TCP
 
-    with RawServer(script) as server:
-        ws = WebSocket(server.url)
+    with RawServer(handler=script) as server:
+        ws = WebSocket(server.url())
         wait_for(lambda: ws.readyState == ReadyState.OPEN)
         loop, held, release = mesiboscript._loop.get_loop(), threading.Event(), threading.Event()
         loop.call_soon_threadsafe(lambda: (held.set(), release.wait(TIMEOUT)))
@@ -878,9 +867,9 @@ def test_handlers_passed_to_the_constructor_are_in_place_before_the_first_byte()
                 return frames
 
     closed = threading.Event()
-    with RawServer(script) as server:
+    with RawServer(handler=script) as server:
         WebSocket(
-            server.url,
+            server.url(),
             onmessage=lambda event: event.target.send(event.data),
             onclose=lambda event: closed.set(),
         )

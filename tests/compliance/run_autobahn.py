@@ -20,15 +20,12 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))  # the repository root: the tests package
+
+from tests.helpers import Certificates, free_port  # noqa: E402
 
 # 12.* and 13.* need permessage-deflate, which the library does not offer.
 EXCLUDED = ["12.*", "13.*"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_listening(port: int, proc: subprocess.Popen[bytes], deadline: float) -> None:
@@ -44,18 +41,13 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], deadline: float) -
 
 
 def _make_certificate(directory: Path) -> tuple[Path, Path, Path]:
-    import trustme
-
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    ca_path, cert_path, key_path = (directory / n for n in ("ca.pem", "cert.pem", "key.pem"))
-    ca.cert_pem.write_to_path(str(ca_path))
-    cert.private_key_pem.write_to_path(str(key_path))
-    # Leaf first, then the chain, as OpenSSL's use_certificate_chain_file wants.
-    with open(cert_path, "wb") as fh:
-        for blob in cert.cert_chain_pems:
-            fh.write(blob.bytes())
-    return ca_path, cert_path, key_path
+    """A throwaway CA and a server certificate for 127.0.0.1, as PEM files in ``directory``."""
+    certs = Certificates()
+    try:
+        files = certs.pem_files(directory, "127.0.0.1", "localhost")
+    finally:
+        certs.close()  # the CA's own folder; the files written here stay
+    return Path(files["ca"]), Path(files["cert"]), Path(files["key"])
 
 
 def run_one(
@@ -70,7 +62,7 @@ def run_one(
     if outdir.exists():
         shutil.rmtree(outdir)
     outdir.mkdir(parents=True)
-    port = _free_port()
+    port = free_port()
     url = f"{transport}://127.0.0.1:{port}"
     spec: dict[str, object] = {
         "url": url,

@@ -11,7 +11,8 @@ message Chromium printed, and writes ``tests/parity/fixtures/<scenario>.json``.
     python tests/parity/record.py --only bad_utf8 drop_fin
     python tests/parity/record.py --list
 
-Only the standard library and rawserver are needed (no core, no npm, no browser download).
+Only the standard library and tests/rawserver.py (with tests/helpers.py) are needed (no core, no
+npm, no browser download).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from typing import Any, Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))  # the repository root: the tests package
 
-from tests.rawserver import RawServer, refused_port  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
+from tests.rawserver import RawServer  # noqa: E402
 
 FIXTURES = HERE / "fixtures"
 
@@ -434,7 +436,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         plan = []
         for s in chosen:
             if s["server_path"] is None:
-                url = f"ws://127.0.0.1:{refused_port()}/?s={s['name']}"
+                url = f"ws://127.0.0.1:{free_port()}/?s={s['name']}"
             else:
                 url = srv.url(f"{s['server_path']}?s={s['name']}")
             plan.append(
