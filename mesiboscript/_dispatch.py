@@ -10,8 +10,10 @@ connection shares, so:
   handed to :func:`._lifetime.request_exit`, which ends the process as the main thread would.
 - Any other ``BaseException`` (``GeneratorExit``, a custom one): logged; the thread goes on.
 - A handler that holds the thread longer than :data:`SLOW_HANDLER` seconds stalls every other
-  connection: a WARNING names it (its qualified name and its owner's ``repr``), while it still
-  runs (a watchdog thread sees it) or once it returns.
+  connection: a WARNING names it (its qualified name and its owner's ``repr``) while it still
+  runs, so a handler that never returns is named too. A watchdog thread looks every quarter of
+  the threshold (only while handlers run), so any handler running 1.25 times the threshold is
+  reported, and none shorter than the threshold; the hot path reads no clock.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, Callable, Optional
 
 from . import _lifetime
 
-__all__ = ["SLOW_HANDLER", "Dispatcher", "dispatch"]
+__all__ = ["FAILED", "SLOW_HANDLER", "Dispatcher", "dispatch"]
 
 logger = logging.getLogger("mesiboscript")
 
@@ -32,7 +34,19 @@ logger = logging.getLogger("mesiboscript")
 SLOW_HANDLER = 0.1
 
 Handler = Callable[..., Any]
-_Running = tuple[Any, Handler, float]  # owner, handler, when it started
+_monotonic = time.monotonic
+
+
+class _Failed:
+    """The type of :data:`FAILED`."""
+
+    def __repr__(self) -> str:
+        return "FAILED"
+
+
+#: What :meth:`Dispatcher.run` returns when the handler raised.
+FAILED: Any = _Failed()
+_Running = tuple[Any, Handler]  # owner, handler
 
 
 def _name(handler: Handler) -> str:
@@ -44,10 +58,12 @@ class Dispatcher:
 
     def __init__(self, thread_name: str) -> None:
         self.thread_name = thread_name
-        #: (owner, handler, start) of the handler running now, else None; read by getSession()
-        #: and by the watchdog, written only by this dispatcher's thread.
+        #: (owner, handler) of the handler running now, else None; read by getSession() and
+        #: by the watchdog, written only by this dispatcher's thread. A new tuple per call.
         self.running: Optional[_Running] = None
-        self.watched = False  # the watchdog polls this dispatcher
+        self.watched = False  # the watchdog looks at this dispatcher
+        self.seen: Optional[_Running] = None  # what the watchdog saw running last (its own)
+        self.seen_at = 0.0  # when it first saw it
         self.reported: Optional[_Running] = None  # the slow handler already warned about
 
     def bind(self) -> None:
@@ -55,15 +71,15 @@ class Dispatcher:
         _lifetime.bind_handler_thread(self)
         _here.dispatcher = self
 
-    def run(self, owner: Any, handler: Handler, *args: Any) -> tuple[bool, Any]:
-        """Run ``handler(*args)`` for ``owner``: ``(True, result)``, or ``(False, None)`` if it
-        raised (what it raised is dealt with as the module says)."""
+    def run(self, owner: Any, handler: Handler, *args: Any) -> Any:
+        """Run ``handler(*args)`` for ``owner``: what it returns, or :data:`FAILED` if it raised
+        (what it raised is dealt with as the module says)."""
         outer = self.running
-        self.running = running = (owner, handler, time.monotonic())
+        self.running = (owner, handler)
         if not self.watched:
             _watchdog.watch(self)
         try:
-            return True, handler(*args)
+            return handler(*args)
         except Exception:
             logger.exception("handler %s of %r raised", _name(handler), owner)
         except (SystemExit, KeyboardInterrupt) as exc:
@@ -78,21 +94,17 @@ class Dispatcher:
             logger.exception("handler %s of %r raised", _name(handler), owner)
         finally:
             self.running = outer
-            elapsed = time.monotonic() - running[2]
-            if elapsed > SLOW_HANDLER and self.reported is not running:
-                self.report(running, elapsed, done=True)
-        return False, None
+        return FAILED
 
-    def report(self, running: _Running, elapsed: float, done: bool) -> None:
+    def report(self, running: _Running, elapsed: float) -> None:
         """Warn that the handler ``running`` has held this thread for ``elapsed`` seconds."""
         self.reported = running
-        owner, handler, _ = running
+        owner, handler = running
         logger.warning(
-            "handler %s of %r %s the %s thread for %.0f ms (over %.0f ms): every connection "
-            "waits meanwhile; hand long work to another thread",
+            "handler %s of %r has held the %s thread for %.0f ms (over %.0f ms): every "
+            "connection waits meanwhile; hand long work to another thread",
             _name(handler),
             owner,
-            "held" if done else "has held",
             self.thread_name,
             elapsed * 1000,
             SLOW_HANDLER * 1000,
@@ -102,8 +114,9 @@ class Dispatcher:
 class _Watchdog:
     """One daemon thread that reports handlers still running past :data:`SLOW_HANDLER`.
 
-    It polls (every half threshold) only while some dispatcher ran a handler since its last
-    look; an idle process costs it nothing. A dispatcher arms it with :meth:`watch` when it
+    It looks every quarter threshold only while some dispatcher runs handlers; an idle process
+    costs it nothing. A handler seen running at two looks at least the threshold apart has run
+    at least that long. A dispatcher arms it with :meth:`watch` when it
     starts a handler unwatched: one flag test per handler on the hot path.
     """
 
@@ -129,29 +142,30 @@ class _Watchdog:
             self._armed.wait()
             self._armed.clear()
             while self._look():
-                time.sleep(SLOW_HANDLER / 2)
+                time.sleep(SLOW_HANDLER / 4)
 
     def _look(self) -> bool:
         """Report what runs too long; stop watching idle dispatchers. True while any is watched."""
         with self._lock:
             dispatchers = list(self._dispatchers)
         watching = False
-        now = time.monotonic()
+        now = _monotonic()
         for d in dispatchers:
             running = d.running
             if running is None:
                 # Unwatch, then look again: a handler that started in between either saw
                 # watched=False (and re-armed) or is seen here.
                 d.watched = False
-                if d.running is None:
+                running = d.running
+                if running is None:
+                    d.seen = None
                     continue
                 d.watched = True
-                running = d.running
             watching = True
-            if running is not None and d.reported is not running:
-                elapsed = now - running[2]
-                if elapsed > SLOW_HANDLER:
-                    d.report(running, elapsed, done=False)
+            if running is not d.seen:  # a new call (each has its own tuple)
+                d.seen, d.seen_at = running, now
+            elif d.reported is not running and now - d.seen_at >= SLOW_HANDLER:
+                d.report(running, now - d.seen_at)
         return watching
 
 
@@ -159,7 +173,7 @@ _watchdog = _Watchdog()
 _here = threading.local()
 
 
-def dispatch(owner: Any, handler: Handler, *args: Any) -> tuple[bool, Any]:
+def dispatch(owner: Any, handler: Handler, *args: Any) -> Any:
     """Run a handler on this thread with its thread's dispatcher (made on first use)."""
     dispatcher: Optional[Dispatcher] = getattr(_here, "dispatcher", None)
     if dispatcher is None:

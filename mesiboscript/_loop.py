@@ -67,7 +67,8 @@ class Loop:
         self._wake_pending = False
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._dispatcher = Dispatcher("mesiboscript I/O")
-        #: ``dispatch(owner, handler, *args) -> (ok, result)``: run a user handler (loop thread).
+        #: ``dispatch(owner, handler, *args)``: run a user handler on the loop thread; what it
+        #: returns, or ``_dispatch.FAILED`` if it raised.
         self.dispatch = self._dispatcher.run
         self._thread = threading.Thread(target=self._run, name="mesiboscript-io", daemon=True)
         self._thread.start()
