@@ -12,8 +12,9 @@ How the process ends:
   browser tab or a Node script stays alive while a socket is open.
 - Ctrl-C (``KeyboardInterrupt`` in the main thread): every owner is shut down with 1001 (going
   away), waiting at most :data:`SHUTDOWN_WAIT` seconds for the closing handshakes, then the
-  process exits as Python does after an uncaught ``KeyboardInterrupt``. If it escaped the script
-  (from ``read()``, ``upgrade()``, ``time.sleep()``...), the hook does this instead of waiting.
+  process ends by SIGINT, as Python does after an uncaught ``KeyboardInterrupt``. If it escaped
+  the script (from ``read()``, ``upgrade()``, ``time.sleep()``...), the hook does this at once
+  instead of waiting for the connections (which took a second Ctrl-C).
 - A handler calls ``sys.exit(code)`` (or raises ``KeyboardInterrupt``) on a library thread: see
   :func:`request_exit`. The process ends with that code after every owner is shut down with
   1001, as the same call in the main thread would end it.
@@ -40,6 +41,7 @@ __all__ = [
     "getOpenSessions",
     "getSession",
     "open_session",
+    "raise_if_exiting",
     "release",
     "request_exit",
     "session_type",
@@ -213,6 +215,12 @@ def request_exit(exc: BaseException) -> None:
       :data:`SHUTDOWN_WAIT` seconds for the closes, and, as Python has already chosen status 0,
       runs the other exit hooks, flushes the standard streams and ends with ``os._exit(status)``
       (status 0 ends normally instead).
+
+    The SIGINT handler is a plain function calling ``signal.default_int_handler``: Ctrl-C
+    raises ``KeyboardInterrupt`` as before. One difference shows: ``asyncio.run()`` (3.11+)
+    installs its own Ctrl-C handling only over the default handler, so in a process that made a
+    connection from its main thread, Ctrl-C in ``asyncio.run()`` raises ``KeyboardInterrupt``
+    where the loop is, as before Python 3.11, instead of cancelling the main task first.
     """
     global _exit
     with _cond:
@@ -329,7 +337,8 @@ def _wait_at_exit() -> None:
             with _cond:
                 _cond.wait_for(lambda: not _owners or _exit is not None)
     except KeyboardInterrupt:
-        _interrupted()  # Ctrl-C while waiting: Python's status stays 0, as before
+        interrupted = True  # Ctrl-C while waiting
+        _interrupted()
     except SystemExit:
         pass  # the SIGINT handler raised a handler's exit while this hook waited: below
     exc = exit_requested()
@@ -340,9 +349,10 @@ def _wait_at_exit() -> None:
         if status != 0:  # Python has chosen 0 already: only ending here can report it
             _end_process(status)
     elif interrupted:
-        # Python would now end by SIGINT (what a shell reports as 130), but any code run by
-        # another thread meanwhile (the closing handshakes import modules) makes CPython forget
-        # the interrupt and exit with 1. End by SIGINT here.
+        # End by SIGINT, what a shell reports as 130. After a KeyboardInterrupt that escaped the
+        # main code Python would too, but code run by another thread meanwhile (the closing
+        # handshakes import modules) makes CPython forget it and exit with 1; one raised in
+        # this hook Python would report as status 0.
         _end_process(-signal.SIGINT)
 
 

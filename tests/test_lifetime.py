@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import mesiboscript
 from mesiboscript import WebSocket
 
 from .helpers import TIMEOUT, AsyncServers, free_port, interruptible, wait_for
@@ -85,6 +86,7 @@ def test_ctrl_c_closes_every_connection_with_1001(servers: AsyncServers, mode: s
         servers.stop(server)
     assert codes == [1001]
     assert "closed 1001" in out, err
+    assert proc.returncode == -signal.SIGINT, err  # a shell shows 130
 
 
 # -- a handler's sys.exit() ends the process, as in the main thread ------------------------------
@@ -300,7 +302,7 @@ def test_ctrl_c_in_a_blocking_call_closes_with_1001_and_exits(
         servers.stop(server)
     assert codes == [1001]
     assert "closed" in out, err
-    assert proc.returncode in (-signal.SIGINT, 130), err
+    assert proc.returncode == -signal.SIGINT, err
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -317,7 +319,7 @@ def test_ctrl_c_in_upgrade_does_not_wait_out_the_connect_timeout(where: str) -> 
         out, err = proc.communicate(timeout=TIMEOUT)
         assert server.result() is True  # the client closed its end
     assert "closed" in out, err
-    assert proc.returncode in (-signal.SIGINT, 130), err
+    assert proc.returncode == -signal.SIGINT, err
 
 
 # -- a slow handler is named ----------------------------------------------------------------------
@@ -360,3 +362,58 @@ def test_a_handler_holding_the_io_thread_is_reported_while_it_runs(echo_url: str
     message = seen.messages[0]
     assert "slow_onopen" in message
     assert repr(ws).split(" ")[1] in message  # the owner's URL, from its repr
+
+
+# -- server handlers: the same dispatcher ---------------------------------------------------------
+
+SERVER_EXIT = textwrap.dedent(
+    """
+    import sys
+    from mesiboscript import WebSocket
+    from mesiboscript.server import WebSocketServer
+
+    def on_new_connection(conn):
+        conn.onmessage = lambda event: sys.exit(6)
+
+    server = WebSocketServer(onNewConnection=on_new_connection)
+    client = WebSocket(server.url)
+    client.onopen = lambda: client.send("exit, please")  # the client is OPEN by then
+    client.onclose = lambda event: print("client closed", event.code, flush=True)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sys_exit_in_a_server_handler_ends_the_process() -> None:
+    """It used to be logged by the server's own dispatch and swallowed; the server kept the
+    process alive."""
+    pytest.importorskip("websockets")
+    proc = interruptible("-c", SERVER_EXIT)
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 6, err
+    assert "client closed 1001" in out, err
+
+
+def test_get_session_in_a_server_connection_s_handler() -> None:
+    pytest.importorskip("websockets")
+    from mesiboscript.server import WebSocketServer
+
+    seen: list[Any] = []
+    got = threading.Event()
+
+    def on_new_connection(conn: Any) -> None:
+        def onmessage(event: Any) -> None:
+            seen.append((mesiboscript.getSession(), conn))
+            got.set()
+
+        conn.onmessage = onmessage
+
+    with WebSocketServer(onNewConnection=on_new_connection) as server:
+        client = WebSocket(server.url)
+        assert client.upgrade(TIMEOUT)
+        client.send("hi")
+        assert got.wait(TIMEOUT)
+        client.close()
+        assert client.read(TIMEOUT) is False
+    ((session, conn),) = seen
+    assert session is conn
