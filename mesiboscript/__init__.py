@@ -57,7 +57,8 @@ __all__ = [
 
 
 def run(timeout: _Optional[float] = None) -> bool:
-    """Block until every connection of the process has closed, or ``timeout`` seconds pass.
+    """Block until every connection (and server) of the process has closed, or ``timeout`` seconds
+    pass.
 
     Returns True when everything closed. Ctrl-C closes every connection with 1001 (going away),
     waits briefly for the closing handshakes, and re-raises ``KeyboardInterrupt``; so does a
