@@ -141,6 +141,9 @@ class _Watchdog:
         while True:
             self._armed.wait()
             self._armed.clear()
+            # Sleep first: looking at once would find a short handler done, unwatch, and be
+            # re-armed by the next one: a wake-up per handler instead of one per period.
+            time.sleep(SLOW_HANDLER / 4)
             while self._look():
                 time.sleep(SLOW_HANDLER / 4)
 
