@@ -1,8 +1,8 @@
 """Running user handlers: what they raise never ends the thread, and a slow one is reported.
 
-Every thread that runs handlers (the I/O thread, each server's thread) has one
-:class:`Dispatcher`. A handler is the script's code running on a library thread that every
-connection shares, so:
+The I/O thread, where every handler runs (clients' and servers' alike), has one
+:class:`Dispatcher`: ``Loop.dispatch``. A handler is the script's code running on the thread
+every connection shares, so:
 
 - ``Exception``: logged with its traceback on the ``mesiboscript`` logger; the thread goes on.
 - ``SystemExit`` / ``KeyboardInterrupt``: the script asked the process to end. Raised here it
@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional
 
 from . import _lifetime
 
-__all__ = ["FAILED", "SLOW_HANDLER", "Dispatcher", "dispatch"]
+__all__ = ["FAILED", "SLOW_HANDLER", "Dispatcher"]
 
 logger = logging.getLogger("mesiboscript")
 
@@ -69,7 +69,6 @@ class Dispatcher:
     def bind(self) -> None:
         """On the thread that will run handlers: make it known to ``getSession()``."""
         _lifetime.bind_handler_thread(self)
-        _here.dispatcher = self
 
     def run(self, owner: Any, handler: Handler, *args: Any) -> Any:
         """Run ``handler(*args)`` for ``owner``: what it returns, or :data:`FAILED` if it raised
@@ -173,13 +172,3 @@ class _Watchdog:
 
 
 _watchdog = _Watchdog()
-_here = threading.local()
-
-
-def dispatch(owner: Any, handler: Handler, *args: Any) -> Any:
-    """Run a handler on this thread with its thread's dispatcher (made on first use)."""
-    dispatcher: Optional[Dispatcher] = getattr(_here, "dispatcher", None)
-    if dispatcher is None:
-        dispatcher = Dispatcher(threading.current_thread().name)
-        dispatcher.bind()
-    return dispatcher.run(owner, handler, *args)
