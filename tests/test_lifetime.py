@@ -98,15 +98,24 @@ EXITING = textwrap.dedent(
     from mesiboscript import WebSocket
 
     url, where, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    ws = WebSocket(url)
-    ws.onclose = lambda event: print("closed", event.code, flush=True)
+    if where == "socket":  # Mesibo's Socket (over ws://): its onconnect
+        from mesiboscript import Socket
+
+        s = Socket(url)
+        s.ondata = lambda s, data: None
+        s.onconnect = lambda s: sys.exit(3)
+        s.onclose = lambda s: print("closed socket", flush=True)
+        s.open()
+    else:
+        ws = WebSocket(url)
+        ws.onclose = lambda event: print("closed", event.code, flush=True)
     if where == "string":
         ws.onopen = lambda: sys.exit("bye from a handler")
     elif where == "interrupt":
         def onopen():
             raise KeyboardInterrupt
         ws.onopen = onopen
-    else:
+    elif where != "socket":
         ws.onopen = lambda: sys.exit(3)
     try:
         if where == "read":
@@ -142,6 +151,7 @@ def _closing_server(servers: AsyncServers) -> tuple[Any, list[Any], threading.Ev
         ("read", 3),  # the main thread was blocked in read(), time.sleep(), run()
         ("sleep", 3),
         ("run", 3),
+        ("socket", 3),
         ("string", 1),  # sys.exit("message"): printed, status 1
         ("interrupt", -signal.SIGINT),  # raise KeyboardInterrupt: as Ctrl-C
     ],
@@ -158,7 +168,7 @@ def test_sys_exit_in_a_handler_ends_the_process_with_its_code(
     finally:
         servers.stop(server)
     assert codes == [1001]
-    assert "closed 1001" in out, err
+    assert ("closed socket" if where == "socket" else "closed 1001") in out, err
     assert proc.returncode == status, err
     assert "main code ends" in out, err  # the main code's finally blocks ran
     if where == "string":
