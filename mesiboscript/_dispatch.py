@@ -137,6 +137,7 @@ class _Watchdog:
         self._armed.set()
 
     def _run(self) -> None:
+        _lifetime.library_thread()
         while True:
             self._armed.wait()
             self._armed.clear()

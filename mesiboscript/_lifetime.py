@@ -40,6 +40,7 @@ __all__ = [
     "exit_requested",
     "getOpenSessions",
     "getSession",
+    "library_thread",
     "open_session",
     "raise_if_exiting",
     "release",
@@ -65,6 +66,7 @@ _exit: Optional[BaseException] = None  # the first exit a handler asked for; und
 _exit_raised = False  # raised in the main thread's code already; under _cond
 _signal_sent = False  # SIGINT sent to the main thread for _exit, not yet handled; under _cond
 _sigint_installed = False
+_ctrl_c_at_exit = False  # Ctrl-C pressed once the main code had ended
 _hooked = False  # the atexit hook is registered; under _cond
 _local = threading.local()
 
@@ -272,6 +274,28 @@ def _status(exc: BaseException) -> int:
     return 1
 
 
+# Signals that end or interrupt a process, which Python handles in the main thread only.
+_ASYNC_SIGNALS = {
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
+    if hasattr(signal, name)
+}
+
+
+def library_thread() -> None:
+    """Called first by every thread the library starts: it never takes the process's signals.
+
+    The kernel hands a process-directed signal (Ctrl-C's SIGINT) to any thread that does not
+    block it. Python runs the handler in the main thread, but only wakes it when the signal
+    interrupted the main thread's own system call: delivered to a library thread, a Ctrl-C
+    would leave a main thread blocked in ``read()``, ``upgrade()`` or the exit wait asleep, and
+    the process alive (seen: 1 run in 10 of a server script). Blocked here, signals always go to
+    the main thread.
+    """
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
+
+
 def _install_sigint_handler() -> None:
     """Take SIGINT over from Python's default handler, to raise a handler's exit in the main
     thread (see :func:`request_exit`); otherwise it behaves as the default (KeyboardInterrupt).
@@ -297,6 +321,12 @@ def _on_sigint(signum: int, frame: Optional[FrameType]) -> None:
         raise _like(exc)
     if ours:
         return  # raise_if_exiting() raised it already, or the exit hook runs: it sees to it
+    global _ctrl_c_at_exit
+    if not _main().is_alive():
+        # The main code has ended: Python is shutting down (threads, then the exit hooks). A
+        # KeyboardInterrupt raised before the exit hook runs is printed and forgotten; the
+        # hook must still see this Ctrl-C (seen: a server script that then never ended).
+        _ctrl_c_at_exit = True
     signal.default_int_handler(signum, frame)  # Ctrl-C
 
 
@@ -329,7 +359,7 @@ def _wait_at_exit() -> None:
     """The atexit hook: keep the process alive while anything is acquired (see the module doc)."""
     if threading.current_thread() is not _main():
         return
-    interrupted = _ended_by_ctrl_c()
+    interrupted = _ended_by_ctrl_c() or _ctrl_c_at_exit
     try:
         if interrupted:
             _interrupted()

@@ -19,6 +19,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Optional
 
+from . import _lifetime
 from ._dispatch import Dispatcher
 
 __all__ = ["Loop", "TimerHandle", "get_loop", "in_io_thread", "logger"]
@@ -122,6 +123,7 @@ class Loop:
     # -- the loop ----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        _lifetime.library_thread()
         self._dispatcher.bind()
         select = self._selector.select
         calls = self._calls
@@ -197,6 +199,7 @@ class _Resolver:
         threading.Thread(target=self._work, name="mesiboscript-dns", daemon=True).start()
 
     def _work(self) -> None:
+        _lifetime.library_thread()
         while True:
             with self._lock:
                 if not self._queue:

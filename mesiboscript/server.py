@@ -84,6 +84,7 @@ class _BackgroundLoop:
         self._thread.start()
 
     def _run(self) -> None:
+        _lifetime.library_thread()
         loop = self.loop
         asyncio.set_event_loop(loop)
         try:
