@@ -285,12 +285,6 @@ class WebSocket(Protocol, DOMEventTarget):
 
     # -- events ----------------------------------------------------------------------------
 
-    def _on_message(self, data: Union[str, bytes]) -> None:
-        if self._state != ReadyState.OPEN:
-            return  # the standard drops messages once closing has begun
-        if self._deliver_message(data) and self._transport is not None:
-            self._transport.pause_reading()
-
     def _maybe_resume(self) -> None:
         if self._inbox.resume():
             self._inbox_resumed()
@@ -585,7 +579,14 @@ class WebSocket(Protocol, DOMEventTarget):
             self._transport.read_into(want)
         for kind, payload in events:
             if kind in (TEXT, BINARY):
-                self._on_message(payload)  # type: ignore[arg-type]
+                # Delivered or kept in the inbox (one call: the per-message path); dropped once
+                # closing has begun, as the standard says.
+                if (
+                    self._state == ReadyState.OPEN
+                    and self._deliver_message(payload)  # type: ignore[arg-type]
+                    and self._transport is not None
+                ):
+                    self._transport.pause_reading()
             elif kind == PING:
                 if not self._close_sent and self._transport is not None:
                     self._transport.write(build_frame(PONG, payload))  # type: ignore[arg-type]
