@@ -298,6 +298,25 @@ def test_message_handler_set_while_a_message_was_kept(loop: StepLoop) -> None:
     assert got == ["m"]
 
 
+def test_a_pause_drained_at_once_is_not_reported(loop: StepLoop) -> None:
+    """Past the mark with a handler set meanwhile: the inbox drains and resumes at once, so the
+    caller must not pause reading (nothing would ever resume it)."""
+    t = Target(loop)
+    got: list[Any] = []
+
+    class RacingInbox(Inbox):
+        def put(self, data: Any) -> bool:
+            t.onmessage = lambda event: got.append(event.data)
+            return super().put(data)
+
+    t.inbox = RacingInbox(threading.Condition(t._lock), 4)
+    t._init_events(loop, t._lock, t.inbox)
+    assert t.message("past the mark") is False
+    assert got == ["past the mark"]
+    assert not t.inbox.paused
+    assert t.resumed == 1
+
+
 def test_messages_stay_for_read_without_a_handler(loop: StepLoop) -> None:
     t = Target(loop, inbox_mark=10)
     assert t.message("12345") is False

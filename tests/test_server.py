@@ -232,6 +232,32 @@ def test_messages_wait_for_a_handler_set_after_the_client_closed(server: WebSock
     assert got == ["m0", "m1", "m2", "m3", "m4", ("close", 4002)]
 
 
+def test_late_message_handler_sees_the_state_of_its_event(server: WebSocketServer) -> None:
+    # readyState-at-event, as on the client: a message handler runs "while OPEN" even when it is
+    # set after the connection closed, and close() there makes its later code see CLOSING.
+    connections: queue.Queue[ServerWebSocket] = queue.Queue()
+    server.onNewConnection = connections.put
+    ws, recorder = open_client(server.url)
+    ws.send("m")
+    ws.close(4000)
+    recorder.wait_closed()
+    conn = connections.get(timeout=TIMEOUT)
+    seen: queue.Queue[Any] = queue.Queue()
+
+    def on_message(event: MessageData) -> None:
+        before = conn.readyState
+        conn.send("ignored: the connection is gone")  # nothing raised
+        conn.close()
+        seen.put((event.data, before, conn.readyState))
+
+    conn.onmessage = on_message
+    assert seen.get(timeout=TIMEOUT) == ("m", ReadyState.OPEN, ReadyState.CLOSING)
+    closes: queue.Queue[Any] = queue.Queue()
+    conn.onclose = lambda event: closes.put((event.code, conn.readyState))
+    assert closes.get(timeout=TIMEOUT) == (4000, ReadyState.CLOSED)
+    assert conn.readyState == ReadyState.CLOSED  # outside a handler: as it is
+
+
 def test_handler_removed_then_set_again(server: WebSocketServer) -> None:
     connections: queue.Queue[ServerWebSocket] = queue.Queue()
     server.onNewConnection = connections.put
