@@ -34,7 +34,7 @@ from ._events import MessageData
 if TYPE_CHECKING:
     from ._inbox import Inbox
 
-__all__ = ["DOMEventTarget", "EventHandler", "EventTarget", "StrictHandlers"]
+__all__ = ["DOMEventTarget", "EventHandler", "EventTarget", "Signal", "StrictHandlers"]
 
 Handler = Callable[..., Any]
 _ATTR: Any = object()  # the place of the on<type> handler among a type's listeners
@@ -455,3 +455,30 @@ class StrictHandlers:
             if name[:2] == "on" and isinstance(self, EventTarget) and not hasattr(type(self), name):
                 raise self._unknown_handler(name)
             object.__setattr__(self, name, value)
+
+
+class Signal:
+    """A Qt-style signal, as HiFi scripts use them: ``server.newConnection.connect(fn)``.
+
+    Its slots are listeners of its owner's event of the same name, so they run with the
+    ``on<name>`` handler, in the order they were set, through the one dispatch.
+    """
+
+    def __init__(self, owner: EventTarget, type: str) -> None:
+        self._owner = owner
+        self._type = type
+
+    def connect(self, slot: Handler) -> None:
+        """Call ``slot`` each time the signal is emitted (connecting it twice: once)."""
+        if not callable(slot):
+            raise TypeError(f"slot must be callable, not {type(slot).__name__}")
+        self._owner._add_listener(self._type, slot)
+
+    def disconnect(self, slot: Handler) -> None:
+        """Stop calling ``slot``; ValueError if it was not connected."""
+        if slot not in self.slots():
+            raise ValueError(f"{slot!r} is not connected")
+        self._owner._remove_listener(self._type, slot)
+
+    def slots(self) -> list[Handler]:
+        return self._owner._listeners_of(self._type)

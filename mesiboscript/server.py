@@ -50,7 +50,7 @@ except ImportError as _exc:  # websockets missing, or older than 13 (no asyncio 
 from . import _lifetime
 from ._constants import ReadyState, SocketError
 from ._events import CloseData, ErrorEvent
-from ._eventtarget import DOMEventTarget, EventHandler, EventTarget, StrictHandlers
+from ._eventtarget import DOMEventTarget, EventHandler, EventTarget, Signal, StrictHandlers
 from ._inbox import Inbox
 from ._loop import get_loop, in_io_thread
 from ._state import check_close
@@ -141,33 +141,6 @@ class _BackgroundLoop:
                 self.loop.call_soon_threadsafe(self.loop.stop)
         if not self.in_thread():
             self._thread.join(timeout)
-
-
-class Signal:
-    """A Qt-style signal, as HiFi scripts use them: ``server.newConnection.connect(fn)``.
-
-    Its slots are listeners of the server's event of the same name, so they run with the
-    ``on<name>`` handler, in the order they were set, through the one dispatch.
-    """
-
-    def __init__(self, owner: WebSocketServer, type: str) -> None:
-        self._owner = owner
-        self._type = type
-
-    def connect(self, slot: Handler) -> None:
-        """Call ``slot`` each time the signal is emitted (connecting it twice: once)."""
-        if not callable(slot):
-            raise TypeError(f"slot must be callable, not {type(slot).__name__}")
-        self._owner._add_listener(self._type, slot)
-
-    def disconnect(self, slot: Handler) -> None:
-        """Stop calling ``slot``; ValueError if it was not connected."""
-        if slot not in self.slots():
-            raise ValueError(f"{slot!r} is not connected")
-        self._owner._remove_listener(self._type, slot)
-
-    def slots(self) -> list[Handler]:
-        return self._owner._listeners_of(self._type)
 
 
 @_lifetime.session_type
