@@ -22,8 +22,8 @@ from ._exceptions import (
 )
 from ._lifetime import getOpenSessions, getSession
 from ._socketio import SocketIO
-from ._state import InvalidArgumentError
 from ._tcp import SendBufferFull, Socket
+from ._validation import InvalidArgumentError
 from ._version import __version__
 from ._websocket import WebSocket
 

@@ -42,7 +42,7 @@ from ._events import CloseData, MessageData
 from ._eventtarget import EventHandler, EventTarget, StrictHandlers
 from ._exceptions import ConnectionFailed, InvalidStateError
 from ._loop import Loop, TimerHandle, get_loop
-from ._state import InvalidArgumentError
+from ._validation import InvalidArgumentError
 from ._websocket import WebSocket
 
 __all__ = ["SocketIO"]

@@ -60,8 +60,8 @@ from ._links import Link, LinkEnd, StreamLink
 from ._loop import Loop, TimerHandle, get_loop, logger
 from ._reconnect import Reconnector, ReconnectPolicy
 from ._sendbuffer import Chunk, SendBuffer, SendBufferFull
-from ._state import parse_url
 from ._tls import make_context
+from ._validation import parse_url
 from ._wslink import DEFAULT_MAX_SIZE, WebSocketLink
 
 __all__ = ["SendBufferFull", "Socket"]

@@ -25,9 +25,9 @@ from ._exceptions import ConnectionClosed, InvalidStateError, socket_error_for
 from ._inbox import Inbox, not_on_loop
 from ._links import LinkEnd
 from ._loop import Loop, get_loop
-from ._state import ParsedURL, check_close, check_header, parse_protocols, parse_url
 from ._tls import make_context
 from ._transport import parse_proxy
+from ._validation import ParsedURL, check_close, check_header, parse_protocols, parse_url
 from ._wslink import DEFAULT_MAX_SIZE, WebSocketLink
 from .sansio.frames import BINARY, TEXT
 

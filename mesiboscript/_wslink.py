@@ -23,8 +23,8 @@ from ._constants import ReadyState, SocketError
 from ._exceptions import ConnectionFailed
 from ._links import LinkEnd, LinkListener
 from ._loop import Loop, TimerHandle
-from ._state import ParsedURL
 from ._transport import Buffer, Transport, TransportListener
+from ._validation import ParsedURL
 from .sansio.connection import ClientConnection
 from .sansio.events import Message, Opened
 from .sansio.frames import BINARY, TEXT

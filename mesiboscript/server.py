@@ -53,7 +53,7 @@ from ._events import CloseData, ErrorEvent
 from ._eventtarget import DOMEventTarget, EventHandler, EventTarget, Signal, StrictHandlers
 from ._inbox import Inbox
 from ._loop import get_loop, in_io_thread
-from ._state import check_close
+from ._validation import check_close
 
 __all__ = ["ServerWebSocket", "Signal", "WebSocketServer"]
 

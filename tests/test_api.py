@@ -131,7 +131,7 @@ def test_one_exception_root() -> None:
     ],
 )
 def test_urls_are_parsed_and_serialised(url: str, expected: str) -> None:
-    from mesiboscript._state import parse_url
+    from mesiboscript._validation import parse_url
 
     assert parse_url(url).url == expected
 
@@ -194,14 +194,14 @@ def test_bad_options_raise(options: dict[str, object]) -> None:
 
 @pytest.mark.parametrize("code", [0, 999, 1001, 1005, 1006, 1015, 2999, 5000, 65536])
 def test_close_codes_outside_1000_and_3000_4999_are_refused(code: int) -> None:
-    from mesiboscript._state import check_close
+    from mesiboscript._validation import check_close
 
     with pytest.raises(ValueError, match="close code"):
         check_close(code, "")
 
 
 def test_close_reason_limit() -> None:
-    from mesiboscript._state import check_close
+    from mesiboscript._validation import check_close
 
     assert check_close(1000, "é" * 61) == (1000, "é".encode() * 61)  # 122 bytes
     assert check_close(4999, "x" * 123)[1] == b"x" * 123

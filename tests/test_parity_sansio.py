@@ -36,7 +36,7 @@ from typing import Any, Optional
 
 import pytest
 
-from mesiboscript._state import check_close
+from mesiboscript._validation import check_close
 from mesiboscript.sansio import ClientConnection, Closed, Message, Opened, State
 
 from .rawserver import (

@@ -19,7 +19,6 @@ import struct
 from collections import deque
 from typing import Callable, Optional, Union, cast
 
-from .._state import is_valid_received_close_code
 from .._wsclient import BINARY, CLOSE, CONT, PING, PONG, TEXT
 from .events import CloseFrame, Message, Ping, Pong, Violation
 
@@ -411,3 +410,8 @@ class Parser:
         self.want = self._direct_view = self._direct = None
         events.append(Violation(code, message))
         return events
+
+
+def is_valid_received_close_code(code: int) -> bool:
+    """Codes a peer may put in a close frame (RFC 6455 7.4 and the IANA registry)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999

@@ -18,7 +18,6 @@ __all__ = [
     "ParsedURL",
     "check_close",
     "check_header",
-    "is_valid_received_close_code",
     "parse_protocols",
     "parse_url",
 ]
@@ -160,8 +159,3 @@ def check_close(code: object, reason: object) -> tuple[Optional[int], bytes]:
     if len(encoded) > 123:
         raise _fail(f"close reason is {len(encoded)} bytes of UTF-8; at most 123 are allowed")
     return code, encoded
-
-
-def is_valid_received_close_code(code: int) -> bool:
-    """Codes a peer may put in a close frame (RFC 6455 7.4 and the IANA registry)."""
-    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
