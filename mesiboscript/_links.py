@@ -24,7 +24,7 @@ from typing import Optional, Union
 from ._constants import SocketError
 from ._exceptions import ConnectionFailed
 from ._loop import Loop, TimerHandle
-from ._transport import Buffer, Protocol, Transport
+from ._transport import Buffer, Transport, TransportListener
 
 __all__ = ["Link", "LinkEnd", "LinkListener", "StreamLink"]
 
@@ -105,7 +105,7 @@ class Link(typing.Protocol):
         """Bytes queued on the link, not yet taken by the kernel."""
 
 
-class StreamLink(Protocol):
+class StreamLink(TransportListener):
     """The ``sock://``/``socks://`` link: a byte stream over :class:`Transport`.
 
     Args:
@@ -241,7 +241,7 @@ class StreamLink(Protocol):
             self._timer.cancel()
             self._timer = None
 
-    # -- transport events (transport.Protocol) ---------------------------------------------
+    # -- transport events (TransportListener) ------------------------------------------------
 
     def connection_made(self) -> None:
         self._cancel_timer()

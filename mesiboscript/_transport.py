@@ -22,7 +22,7 @@ from ._constants import SocketError
 from ._exceptions import ConnectionFailed, socket_error_for
 from ._loop import Loop, logger
 
-__all__ = ["Protocol", "Transport", "TransportListener", "parse_proxy"]
+__all__ = ["Transport", "TransportListener", "parse_proxy"]
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
@@ -55,9 +55,6 @@ class TransportListener:
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         """The socket is closed: ``exc`` is None after a clean close or EOF, else the cause."""
-
-
-Protocol = TransportListener  # the old name, until every owner has moved
 
 
 def parse_proxy(proxy: str) -> tuple[str, int, Optional[str]]:
