@@ -79,6 +79,7 @@ class WebSocketLink(TransportListener):
         )
         self._loop = loop
         self._listener = listener
+        self._deliver = listener.link_data  # bound once: called for every message
         self._host = parsed.host
         self._port = parsed.port
         self._display_url = display_url
@@ -93,7 +94,10 @@ class WebSocketLink(TransportListener):
         # What the transport has not written yet: (the owner's token, the payload's size), in order.
         self._pending: deque[tuple[object, int]] = deque()
         self._rejected: list[object] = []  # tokens of writes the core refused (closing)
-        self.buffered = 0  # bytes of messages accepted for sending, not yet in the kernel (cond)
+        # bufferedAmount = accepted - written: each counter has one writer (senders under cond;
+        # the I/O thread), so a write completing takes no lock.
+        self._accepted = 0
+        self._written = 0
         self._timer: Optional[TimerHandle] = None  # connect, then close timeout
         self._close_timer_armed = False
         self._tcp_closing = False
@@ -111,6 +115,11 @@ class WebSocketLink(TransportListener):
     def state(self) -> ReadyState:
         return self.core.state
 
+    @property
+    def buffered(self) -> int:
+        """Bytes of messages accepted for sending and not yet handed to the kernel."""
+        return self._accepted - self._written
+
     def send_threadsafe(self, opcode: int, payload: Buffer, token: object = None) -> bool:
         """Queue a message from any thread; False when the core refused it (not OPEN, or our
         close frame is out). It is written on the I/O thread's next turn, with whatever else was
@@ -118,7 +127,7 @@ class WebSocketLink(TransportListener):
         (the standard's ``bufferedAmount`` grows even once closing has begun)."""
         size = len(payload)
         with self.cond:
-            self.buffered += size
+            self._accepted += size
             if not self.core.send_message(opcode, payload, (token, size)):
                 return False
             if self._pump_scheduled:
@@ -155,7 +164,7 @@ class WebSocketLink(TransportListener):
     def write(self, data: Buffer, token: object = None, *, text: bool = False) -> None:
         size = len(data)
         with self.cond:
-            self.buffered += size
+            self._accepted += size
             accepted = self.core.send_message(TEXT if text else BINARY, data, (token, size))
         if not accepted and token is not None:
             self._rejected.append(token)
@@ -279,11 +288,11 @@ class WebSocketLink(TransportListener):
         want = core.want
         if want is not None and self._transport is not None:
             self._transport.read_into(want)
-        listener = self._listener
+        deliver = self._deliver
         while True:
             for event in events:
                 if type(event) is Message:
-                    listener.link_data(self, event.data)
+                    deliver(self, event.data)
                 elif type(event) is Opened:
                     self._opened()
                 if self._ended:
@@ -313,8 +322,7 @@ class WebSocketLink(TransportListener):
         if pending and pending[0] is token:
             pending.popleft()
         owner_token, size = token
-        with self.cond:
-            self.buffered -= size
+        self._written += size
         if owner_token is not None:
             self._listener.link_written(self, owner_token)
 
