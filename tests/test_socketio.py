@@ -606,6 +606,7 @@ def test_unknown_handler_name_raises_with_a_hint() -> None:
             sio.onConnectError = print  # type: ignore[attr-defined]
     finally:
         sio.close()
+        assert sio.wait(TIMEOUT)
 
 
 def test_refused_connection(clients: Callable[..., Client]) -> None:
