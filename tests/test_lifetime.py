@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent(
         ws.close()
 
     ws.onmessage = onmessage
-    ws.onclose = lambda event: print("closed", event.code, event.wasClean, flush=True)
+    ws.onclose = lambda event: print(f"closed {event.code} {event.wasClean}", flush=True)
     """
 )
 
@@ -44,7 +44,7 @@ INTERRUPTIBLE = textwrap.dedent(
 
     ws = WebSocket(sys.argv[1])
     ws.onopen = lambda: print("open", flush=True)
-    ws.onclose = lambda event: print("closed", event.code, flush=True)
+    ws.onclose = lambda event: print(f"closed {event.code}", flush=True)
     if sys.argv[2] == "run":
         mesiboscript.run()
     """
@@ -108,7 +108,7 @@ EXITING = textwrap.dedent(
         s.open()
     else:
         ws = WebSocket(url)
-        ws.onclose = lambda event: print("closed", event.code, flush=True)
+        ws.onclose = lambda event: print(f"closed {event.code}", flush=True)
     if where == "string":
         ws.onopen = lambda: sys.exit("bye from a handler")
     elif where == "interrupt":
@@ -279,7 +279,7 @@ BLOCKED = textwrap.dedent(
         conn.onclose = lambda s: print("closed", flush=True)
     else:
         conn = WebSocket(url)
-        conn.onclose = lambda event: print("closed", event.code, flush=True)
+        conn.onclose = lambda event: print(f"closed {event.code}", flush=True)
     if not where.endswith("upgrade"):
         print("upgraded", conn.upgrade(), flush=True)
     print("blocking", flush=True)
