@@ -54,8 +54,8 @@ def make_context(
             UserWarning,
             stacklevel=3,
         )
-        if context is _default_context:  # shared: never weakened
-            context = ssl.create_default_context(cafile=certifi.where())
+        # Always a context of our own here (the shared one is kept for verify=True, and the
+        # caller's own ssl_context with verify=False raised above): weakening it is safe.
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context

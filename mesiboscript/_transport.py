@@ -483,7 +483,8 @@ class Transport:
     def _fire_marks(self) -> None:
         marks = self._marks
         written = self._written
-        while marks and marks[0][0] <= written:
+        # A listener may close the transport in write_done: nothing is reported after that.
+        while marks and marks[0][0] <= written and self._stage == "open":
             _, token = marks.popleft()
             self._protocol.write_done(token)
 
