@@ -362,6 +362,9 @@ class Transport:
         self._loop.remove(self._sock)
         self._events = 0
         try:
+            # Checked on a socket-less TLS object first: wrap_socket() detaches the TCP socket
+            # before it rejects a host name, and the descriptor would leak with its wrapper.
+            self._tls.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname=self._host)
             self._sock = self._tls.wrap_socket(
                 self._sock, server_hostname=self._host, do_handshake_on_connect=False
             )
@@ -393,7 +396,7 @@ class Transport:
     def _open(self) -> None:
         self._stage = "open"
         self._gather = hasattr(self._sock, "sendmsg") and not isinstance(self._sock, ssl.SSLSocket)
-        self._set_events(READ)
+        self._set_events(READ if self._reading else 0)  # paused before it opened: stays so
         self._protocol.connection_made()
         if self._stage == "open" and self._out:
             self._flush()

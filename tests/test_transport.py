@@ -339,11 +339,6 @@ def test_a_host_tls_cannot_name_fails_after_the_tunnel_opens(
     _dropped_socket_warnings(_fail_tls_wrap(proxy, certs))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug, reported: ssl's wrap_socket detaches the TCP socket before it rejects "
-    "server_hostname; the SSLSocket it made owns the descriptor and is never closed",
-)
 def test_a_failed_tls_wrap_leaves_no_socket_open(
     proxies: Callable[[Callable[[socket.socket], None]], Proxy], certs: Certificates
 ) -> None:
@@ -495,6 +490,31 @@ def test_pause_and_resume_reading_hold_the_bytes_in_the_kernel(listener: socket.
         rec.wait(lambda: bytes(rec.data) == b"held", "the held bytes")
     assert rec.wait_lost() is None
     assert rec.kinds[-2:] == ["eof", "lost"]
+
+
+def test_reading_paused_before_the_connection_opens_stays_paused(
+    listener: socket.socket,
+) -> None:
+    """Before: opening registered the socket for reading whatever pause_reading() had said."""
+    rec = Rec()
+    transport = Transport(get_loop(), rec, "127.0.0.1", listener.getsockname()[1])
+    rec.transport = transport
+
+    def start_paused() -> None:
+        transport.pause_reading()
+        transport.start()
+
+    on_loop(start_paused)
+    peer, _ = listener.accept()
+    with peer:
+        rec.wait_made()
+        peer.sendall(b"held")
+        on_loop(lambda: None)  # turns of the loop with the bytes readable
+        on_loop(lambda: None)
+        assert "data" not in rec.kinds
+        on_loop(transport.resume_reading)
+        rec.wait(lambda: bytes(rec.data) == b"held", "the held bytes")
+    assert rec.wait_lost() is None
 
 
 def test_calls_before_the_connection_opens_and_after_it_closed(listener: socket.socket) -> None:
