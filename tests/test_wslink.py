@@ -15,7 +15,7 @@ from mesiboscript import ProtocolError
 from mesiboscript._constants import ReadyState
 from mesiboscript._links import Link, LinkEnd
 from mesiboscript._loop import get_loop
-from mesiboscript._state import parse_url
+from mesiboscript._validation import parse_url
 from mesiboscript._wslink import WebSocketLink
 
 from .helpers import TIMEOUT
