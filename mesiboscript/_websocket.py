@@ -253,10 +253,6 @@ class WebSocket(DOMEventTarget):
 
     # -- events ----------------------------------------------------------------------------
 
-    def _on_message(self, data: Union[str, bytes]) -> None:
-        if self._deliver_message(data):
-            self._link.pause_reading()
-
     def _maybe_resume(self) -> None:
         if self._inbox.resume():
             self._inbox_resumed()
@@ -426,7 +422,9 @@ class _Listener:
         self.ws = ws
 
     def link_data(self, link: object, data: Union[str, bytes]) -> None:
-        self.ws._on_message(data)
+        ws = self.ws  # the per-message path: delivered (or kept in the inbox, which may pause)
+        if ws._deliver_message(data):
+            ws._link.pause_reading()
 
     def link_up(self, link: object) -> None:
         self.ws._opened()
