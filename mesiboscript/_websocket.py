@@ -253,6 +253,10 @@ class WebSocket(DOMEventTarget):
 
     # -- events ----------------------------------------------------------------------------
 
+    def _on_message(self, data: Union[str, bytes]) -> None:
+        if self._deliver_message(data):  # kept in the inbox past its mark: stop reading
+            self._link.pause_reading()
+
     def _maybe_resume(self) -> None:
         if self._inbox.resume():
             self._inbox_resumed()
@@ -422,9 +426,7 @@ class _Listener:
         self.ws = ws
 
     def link_data(self, link: object, data: Union[str, bytes]) -> None:
-        ws = self.ws  # the per-message path: delivered (or kept in the inbox, which may pause)
-        if ws._deliver_message(data):
-            ws._link.pause_reading()
+        self.ws._on_message(data)
 
     def link_up(self, link: object) -> None:
         self.ws._opened()
