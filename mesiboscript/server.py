@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import logging
 import ssl
 import threading
 import uuid
 from collections import deque
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Callable, ClassVar, Optional, TypeVar, Union
 
@@ -205,6 +206,15 @@ class ServerWebSocket(StrictHandlers, DOMEventTarget):
     def url(self) -> str:
         """The URL the client connected to, as the server sees it (scheme, host, port, path)."""
         return self._url
+
+    @contextlib.contextmanager
+    def _as_of_event(self, state: ReadyState) -> Iterator[None]:
+        """Handlers run meanwhile (on the I/O thread) see ``readyState`` as ``state``."""
+        saved, self._event_state = self._event_state, state
+        try:
+            yield
+        finally:
+            self._event_state = saved
 
     @property
     def readyState(self) -> ReadyState:
@@ -548,8 +558,15 @@ class WebSocketServer(StrictHandlers, EventTarget):
         if closing:
             ws._start_close(*SERVER_CLOSING)
         # On the I/O thread, before anything of this connection: its handlers are set in time.
-        self._loop.call_soon_threadsafe(self._dispatch_event, "newConnection", (ws,))
+        self._loop.call_soon_threadsafe(self._new_connection, ws)
         await ws._serve()
+
+    def _new_connection(self, ws: ServerWebSocket) -> None:
+        """The ``newConnection`` event (I/O thread): its handlers see the connection OPEN, as of
+        the event, even if the client has already started closing it (as readyState inside
+        any other handler is the state as of its event)."""
+        with ws._as_of_event(ReadyState.OPEN):
+            self._dispatch_event("newConnection", (ws,))
 
     def _forget(self, ws: ServerWebSocket) -> None:
         with self._lock:

@@ -655,3 +655,32 @@ def test_import_without_websockets_says_what_to_install() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=TIMEOUT
     )
     assert "pip install 'mesiboscript[server]'" in out.stdout, out
+
+
+def test_new_connection_handlers_see_it_open_though_the_client_already_closed(
+    server: WebSocketServer,
+) -> None:
+    """The I/O thread is busy while a client connects and closes: onNewConnection, run after
+    that, still sees readyState OPEN, the state as of its event (it saw CLOSING before)."""
+    from websockets.sync.client import connect
+
+    from mesiboscript._loop import get_loop
+
+    states: list[ReadyState] = []
+    announced = threading.Event()
+
+    def on_new(ws: ServerWebSocket) -> None:
+        states.append(ws.readyState)
+        announced.set()
+
+    server.onNewConnection = on_new
+    held, release = threading.Event(), threading.Event()
+    get_loop().call_soon_threadsafe(lambda: (held.set(), release.wait(TIMEOUT)))
+    assert held.wait(TIMEOUT)
+    try:
+        with connect(server.url, open_timeout=TIMEOUT, close_timeout=TIMEOUT):
+            pass  # closed on leaving: the server's thread answers the closing handshake
+    finally:
+        release.set()
+    assert announced.wait(TIMEOUT)
+    assert states == [ReadyState.OPEN]
