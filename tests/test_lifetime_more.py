@@ -1,0 +1,100 @@
+"""More ways a process ends: ``sys.exit()`` with no code, a second exit request, a script with a
+SIGINT handler of its own, connections made on another thread, ``run()`` inside a handler."""
+
+from __future__ import annotations
+
+import queue
+import sys
+import textwrap
+
+import pytest
+
+import mesiboscript
+from mesiboscript import WebSocket
+
+from .helpers import TIMEOUT, AsyncServers, interruptible
+from .test_lifetime import _closing_server
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+ENDINGS = textwrap.dedent(
+    """
+    import signal, sys, threading
+    import mesiboscript
+    from mesiboscript import WebSocket
+
+    url, how, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+
+    def connect():
+        global ws
+        ws = WebSocket(url)
+        ws.onclose = lambda event: print("closed", event.code, flush=True)
+        if how == "twice":
+            # The 1001 close comes after the first request; its exit is not the one that counts.
+            ws.onclose = lambda event: (print("closed", event.code, flush=True), sys.exit(4))
+        ws.onopen = lambda: sys.exit() if how == "none" else sys.exit(3)
+
+    if how == "own-sigint":
+        signal.signal(signal.SIGINT, lambda signum, frame: print("own handler", flush=True))
+    if how == "thread":
+        thread = threading.Thread(target=connect)
+        thread.start()
+        thread.join()
+    else:
+        connect()
+    try:
+        if how == "own-sigint":
+            try:
+                mesiboscript.run()
+            except SystemExit as exc:
+                print("run raised SystemExit", exc.code, flush=True)
+        # Still running while the handler's exit closes the connection (no SIGINT from us here).
+        print("read", ws.read(timeout), flush=True)
+    finally:
+        print("main code ends", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("how", "status"),
+    [
+        ("none", 0),  # sys.exit(): status 0, the process ends normally
+        ("twice", 3),  # the first exit request wins
+        ("own-sigint", 3),  # the script's SIGINT handler is left alone; run() raises the exit
+        ("thread", 3),  # the first connection made off the main thread
+    ],
+)
+def test_how_a_handler_s_exit_ends_the_process(
+    servers: AsyncServers, how: str, status: int
+) -> None:
+    server, codes, closed = _closing_server(servers)
+    try:
+        proc = interruptible("-c", ENDINGS, f"ws://127.0.0.1:{server.port}/", how, str(TIMEOUT))
+        out, err = proc.communicate(timeout=TIMEOUT * 2)
+        assert closed.wait(TIMEOUT)
+    finally:
+        servers.stop(server)
+    assert codes == [1001]
+    assert "closed 1001" in out, err
+    assert proc.returncode == status, (out, err)
+    assert "own handler" not in out
+    assert "main code ends" in out, err
+    if how == "own-sigint":  # the main thread is not disturbed: its read() ends as usual
+        assert "run raised SystemExit 3" in out, err
+        assert "read False" in out, err
+
+
+def test_run_inside_a_handler_raises(echo_url: str) -> None:
+    raised: queue.Queue[BaseException] = queue.Queue()
+
+    def onopen() -> None:
+        try:
+            mesiboscript.run(0)
+        except RuntimeError as exc:
+            raised.put(exc)
+        ws.close()
+
+    ws = WebSocket(echo_url, onopen=onopen)
+    assert "would block" in str(raised.get(timeout=TIMEOUT))
+    assert ws.read(TIMEOUT) is False
