@@ -433,15 +433,6 @@ def test_client_close(server: ServerProcess, clients: Callable[..., Client]) -> 
     assert client.order == ["connect", "disconnect"]
 
 
-def test_close_while_connecting_is_silent(
-    socketio4: ServerProcess, clients: Callable[..., Client]
-) -> None:
-    client = clients(socketio4.url)
-    client.sio.close()
-    assert client.sio.wait(TIMEOUT)
-    assert client.order == []
-
-
 def test_server_going_away_is_a_transport_close(
     own_servers: list[ServerProcess], clients: Callable[..., Client]
 ) -> None:

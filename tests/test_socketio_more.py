@@ -250,6 +250,27 @@ def test_disconnect_while_connecting_is_a_connect_error(fake: Any, clients: Any)
     assert client.order == ["connect_error"]
 
 
+def test_close_while_connecting_is_silent(fake: Any, clients: Any) -> None:
+    # The server never answers the CONNECT: the namespace is still connecting when close() runs.
+    # (It replaces a test against the socket.io 4 server that closed right after construction:
+    # under load the whole connect could finish first, and connect/disconnect then fired.)
+    asked = threading.Event()
+
+    def talk(eio: FakeEngineIO) -> list[str]:
+        eio.open()
+        assert eio.recv() == "40"
+        asked.set()
+        return eio.until_closed()
+
+    server, url = fake(talk)
+    client = clients(url, protocol=4)
+    assert asked.wait(TIMEOUT)
+    client.sio.close()
+    assert client.sio.wait(TIMEOUT)
+    assert client.order == []
+    assert server.result() == []  # no DISCONNECT for a namespace never joined
+
+
 def test_close_after_the_server_disconnected_adds_nothing(
     fake: Any, clients: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
