@@ -331,8 +331,6 @@ class Socket(EventTarget):
         """
         if self.ondata is None:
             raise InvalidStateError("set ondata before open(): it is required")
-        if not callable(self.ondata):
-            raise TypeError("ondata must be callable")
         self._settable("open()")
         tls = None
         if self._enable_ssl:
