@@ -24,18 +24,24 @@ ENDINGS = textwrap.dedent(
     from mesiboscript import WebSocket
 
     url, how, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    lock = threading.RLock()
+
+    def say(*parts):  # one line at a time: the main and I/O threads both print
+        with lock:
+            sys.stdout.write(" ".join(map(str, parts)) + "\\n")
+            sys.stdout.flush()
 
     def connect():
         global ws
         ws = WebSocket(url)
-        ws.onclose = lambda event: print("closed", event.code, flush=True)
+        ws.onclose = lambda event: say("closed", event.code)
         if how == "twice":
             # The 1001 close comes after the first request; its exit is not the one that counts.
-            ws.onclose = lambda event: (print("closed", event.code, flush=True), sys.exit(4))
+            ws.onclose = lambda event: (say("closed", event.code), sys.exit(4))
         ws.onopen = lambda: sys.exit() if how == "none" else sys.exit(3)
 
     if how == "own-sigint":
-        signal.signal(signal.SIGINT, lambda signum, frame: print("own handler", flush=True))
+        signal.signal(signal.SIGINT, lambda signum, frame: say("own handler"))
     if how == "thread":
         thread = threading.Thread(target=connect)
         thread.start()
@@ -47,11 +53,11 @@ ENDINGS = textwrap.dedent(
             try:
                 mesiboscript.run()
             except SystemExit as exc:
-                print("run raised SystemExit", exc.code, flush=True)
+                say("run raised SystemExit", exc.code)
         # Still running while the handler's exit closes the connection (no SIGINT from us here).
-        print("read", ws.read(timeout), flush=True)
+        say("read", ws.read(timeout))
     finally:
-        print("main code ends", flush=True)
+        say("main code ends")
     """
 )
 
@@ -95,6 +101,7 @@ def test_run_inside_a_handler_raises(echo_url: str) -> None:
             raised.put(exc)
         ws.close()
 
-    ws = WebSocket(echo_url, onopen=onopen)
+    ws = WebSocket(echo_url)
+    ws.onopen = onopen  # set after the constructor: onopen may come before `ws` is assigned
     assert "would block" in str(raised.get(timeout=TIMEOUT))
     assert ws.read(TIMEOUT) is False
