@@ -381,6 +381,28 @@ def test_auto_commits_to_v4_when_the_server_pings_during_the_probe(fake: Any, cl
     assert server.result() == ["3", "40", "41"]
 
 
+def test_a_connect_without_a_sid_after_the_probe_switches_to_v3(
+    fake: Any, clients: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The probe ran out (no grace at all): the client committed to v4 and sent its CONNECT. A
+    # CONNECT without the sid every v5 server sends is a v3 server's own: the client pings now.
+    monkeypatch.setattr("mesiboscript._socketio._PROBE_GRACE", 0.0)
+
+    def talk(eio: FakeEngineIO) -> list[str]:
+        eio.open(max_payload=None, pingInterval=50)
+        assert eio.recv() == "40"
+        eio.send("40")
+        return [text for text in eio.until_closed() if text != "2"]  # its pings: v3 now
+
+    server, url = fake(talk)
+    client = clients(url + "/?x=1")
+    client.connected()
+    assert client.sio.protocol == 3
+    assert client.sio.id == "engine-sid"
+    client.close()
+    assert server.result() == ["41"]
+
+
 # -- acknowledgements asked by the server -----------------------------------------------------
 
 
