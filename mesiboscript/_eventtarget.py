@@ -190,10 +190,6 @@ class EventTarget:
         """The listeners of ``type`` (not the ``on<type>`` attribute), in order."""
         return [x for x in self._listeners.get(type, ()) if x is not _ATTR]
 
-    def _has_handlers(self, type: str) -> bool:
-        """Whether any handler or listener is set for ``type``."""
-        return bool(self._listeners.get(type))
-
     def _is_waiting(self, type: str) -> bool:
         # Called with the lock held, after the handler was added; the I/O thread records an
         # event before it reads the listeners, so one of the two sides always sees the other.

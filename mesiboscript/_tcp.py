@@ -216,7 +216,7 @@ class Socket(EventTarget):
         self._enable_ssl = parsed.secure
 
         # Shared with user threads, under _lock.
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant, as WebSocket's (the exit hook's close)
         self._cond = threading.Condition(self._lock)
         self._state = ReadyState.CONNECTING
         self._opened = False
@@ -331,8 +331,6 @@ class Socket(EventTarget):
         """
         if self.ondata is None:
             raise InvalidStateError("set ondata before open(): it is required")
-        if not callable(self.ondata):
-            raise TypeError("ondata must be callable")
         self._settable("open()")
         tls = None
         if self._enable_ssl:

@@ -164,7 +164,10 @@ class WebSocket(DOMEventTarget):
         tls = make_context(ssl_context, cafile) if self._parsed.secure else None
 
         # Shared with user threads, under _lock.
-        self._lock = threading.Lock()
+        # Reentrant: a handler's sys.exit() reaches the main thread as an exception that can
+        # land between a `with self._cond:`'s acquire and its block, leaving the lock taken;
+        # the exit hook (same thread) must still get it to close with 1001.
+        self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         # Messages for read() or a late onmessage; past the high water, the socket is not read.
         self._inbox = Inbox(self._cond, _HIGH_WATER_BYTES, _HIGH_WATER_COUNT)

@@ -107,10 +107,6 @@ class _BackgroundLoop:
     def in_thread(self) -> bool:
         return threading.current_thread() is self._thread
 
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive() and not self._stopping
-
     def run(self, coro: Coroutine[Any, Any, T], timeout: Optional[float]) -> T:
         """Run ``coro`` on the loop and wait for its result, from another thread."""
         if self.in_thread():

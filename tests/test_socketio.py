@@ -433,16 +433,6 @@ def test_client_close(server: ServerProcess, clients: Callable[..., Client]) -> 
     assert client.order == ["connect", "disconnect"]
 
 
-def test_close_while_connecting_is_silent(clients: Callable[..., Client]) -> None:
-    with socket.socket() as listener:  # accepts TCP (the kernel does) but never answers
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        client = clients(f"http://127.0.0.1:{listener.getsockname()[1]}")
-        client.sio.close()  # still connecting, whatever the timing: nothing ever answers
-        assert client.sio.wait(TIMEOUT)
-    assert client.order == []
-
-
 def test_server_going_away_is_a_transport_close(
     own_servers: list[ServerProcess], clients: Callable[..., Client]
 ) -> None:
