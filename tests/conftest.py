@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import ssl
 import sys
 import threading
@@ -92,3 +93,13 @@ def no_leaks() -> Iterator[None]:
         and not t.daemon
     ]
     assert not extra, f"threads leaked: {extra}"
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A listening TCP socket on 127.0.0.1 that nothing accepts from until the test does."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        sock.settimeout(TIMEOUT)
+        yield sock

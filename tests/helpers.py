@@ -281,3 +281,26 @@ def interruptible(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
     )
+
+
+def on_loop(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on the library's I/O thread and wait for what it returns (or raises)."""
+    from mesiboscript._loop import get_loop  # here: this module imports only the stdlib
+
+    done = threading.Event()
+    result: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(fn())
+        except BaseException as exc:  # re-raised in the test thread
+            errors.append(exc)
+        finally:
+            done.set()
+
+    get_loop().call_soon_threadsafe(run)
+    assert done.wait(TIMEOUT)
+    if errors:
+        raise errors[0]
+    return result[0]

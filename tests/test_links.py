@@ -7,17 +7,14 @@ import socket
 import ssl
 import struct
 import threading
-from collections.abc import Iterator
 from typing import Any, Callable, Optional, Union
-
-import pytest
 
 from mesiboscript import ConnectionFailed, SocketError
 from mesiboscript._links import Link, LinkEnd, StreamLink
 from mesiboscript._loop import get_loop
 from mesiboscript._reconnect import is_fatal
 
-from .helpers import TIMEOUT, Certificates
+from .helpers import TIMEOUT, Certificates, on_loop
 
 
 class Events:
@@ -69,34 +66,6 @@ class Events:
         self.wait(lambda: self.end is not None, "link_down")
         assert self.end is not None
         return self.end
-
-
-def on_loop(fn: Callable[[], Any]) -> None:
-    """Run ``fn`` on the I/O thread (where every Link method runs) and wait for it."""
-    done = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            fn()
-        except BaseException as exc:  # re-raised in the test thread
-            errors.append(exc)
-        finally:
-            done.set()
-
-    get_loop().call_soon_threadsafe(run)
-    assert done.wait(TIMEOUT)
-    if errors:
-        raise errors[0]
-
-
-@pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
-        sock.settimeout(TIMEOUT)
-        yield sock
 
 
 def start(port: int, events: Events, **options: Any) -> StreamLink:

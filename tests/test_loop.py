@@ -10,8 +10,7 @@ import logging
 import socket
 import threading
 import weakref
-from collections.abc import Iterator
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import pytest
 
@@ -19,28 +18,7 @@ from mesiboscript._dispatch import FAILED
 from mesiboscript._links import LinkEnd, StreamLink
 from mesiboscript._loop import TimerHandle, get_loop
 
-from .helpers import TIMEOUT
-
-
-def on_loop(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` on the I/O thread and wait for what it returns (or raises)."""
-    done = threading.Event()
-    result: list[Any] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(fn())
-        except BaseException as exc:  # re-raised in the test thread
-            errors.append(exc)
-        finally:
-            done.set()
-
-    get_loop().call_soon_threadsafe(run)
-    assert done.wait(TIMEOUT)
-    if errors:
-        raise errors[0]
-    return result[0]
+from .helpers import TIMEOUT, on_loop
 
 
 def test_a_raising_callback_is_logged_and_the_loop_goes_on(
@@ -135,15 +113,6 @@ class Events:
     def link_down(self, link: Any, end: LinkEnd) -> None:
         self.end = end
         self.down.set()
-
-
-@pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
-        sock.settimeout(TIMEOUT)
-        yield sock
 
 
 def test_a_slow_reader_keeps_a_closing_stream_link_alive_while_it_takes_bytes(

@@ -24,7 +24,7 @@ from mesiboscript import ConnectionFailed, SocketError
 from mesiboscript._loop import get_loop
 from mesiboscript._transport import Transport, TransportListener, parse_proxy
 
-from .helpers import TIMEOUT, Certificates
+from .helpers import TIMEOUT, Certificates, on_loop
 
 
 class Rec(TransportListener):
@@ -95,27 +95,6 @@ class Rec(TransportListener):
         return self.lost[0]
 
 
-def on_loop(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` on the I/O thread and wait for what it returns (or raises)."""
-    done = threading.Event()
-    result: list[Any] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(fn())
-        except BaseException as exc:  # re-raised in the test thread
-            errors.append(exc)
-        finally:
-            done.set()
-
-    get_loop().call_soon_threadsafe(run)
-    assert done.wait(TIMEOUT)
-    if errors:
-        raise errors[0]
-    return result[0]
-
-
 def open_transport(host: str, port: int, rec: Rec, **options: Any) -> Transport:
     transport = Transport(get_loop(), rec, host, port, **options)
     rec.transport = transport
@@ -133,15 +112,6 @@ def failure(rec: Rec) -> ConnectionFailed:
     assert isinstance(exc, ConnectionFailed), exc
     assert "made" not in rec.kinds
     return exc
-
-
-@pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
-        sock.settimeout(TIMEOUT)
-        yield sock
 
 
 class Proxy:

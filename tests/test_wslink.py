@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
 from typing import Any, Callable, Optional, Union
-
-import pytest
 
 from mesiboscript import ProtocolError
 from mesiboscript._constants import ReadyState
@@ -18,7 +15,7 @@ from mesiboscript._loop import get_loop
 from mesiboscript._validation import parse_url
 from mesiboscript._wslink import WebSocketLink
 
-from .helpers import TIMEOUT
+from .helpers import TIMEOUT, on_loop
 from .rawserver import OP_PING, OP_TEXT, accept_key, close_frame, frame, parse_client_frames
 
 
@@ -65,36 +62,6 @@ class Events:
         self.wait(lambda: self.end is not None, "link_down")
         assert self.end is not None
         return self.end
-
-
-def on_loop(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` on the I/O thread and wait for what it returns (or raises)."""
-    done = threading.Event()
-    result: list[Any] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(fn())
-        except BaseException as exc:  # re-raised in the test thread
-            errors.append(exc)
-        finally:
-            done.set()
-
-    get_loop().call_soon_threadsafe(run)
-    assert done.wait(TIMEOUT)
-    if errors:
-        raise errors[0]
-    return result[0]
-
-
-@pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
-        sock.settimeout(TIMEOUT)
-        yield sock
 
 
 def make_link(port: int, events: Events, **options: Any) -> WebSocketLink:
