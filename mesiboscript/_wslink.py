@@ -27,7 +27,7 @@ from ._transport import Buffer, Transport, TransportListener
 from ._validation import ParsedURL
 from .sansio.connection import ClientConnection
 from .sansio.events import Message, Opened
-from .sansio.frames import BINARY, TEXT
+from .sansio.frames import BINARY, TEXT, build_frame
 
 __all__ = ["DEFAULT_MAX_SIZE", "WebSocketLink"]
 
@@ -126,9 +126,10 @@ class WebSocketLink(TransportListener):
         queued meanwhile (one system call for the batch). :attr:`buffered` counts it either way
         (the standard's ``bufferedAmount`` grows even once closing has begun)."""
         size = len(payload)
+        frame = build_frame(opcode, payload)  # masked before the lock: the I/O thread reads on
         with self.cond:
             self._accepted += size
-            if not self.core.send_message(opcode, payload, (token, size)):
+            if not self.core.send_frame(frame, (token, size)):
                 return False
             if self._pump_scheduled:
                 return True
@@ -163,9 +164,10 @@ class WebSocketLink(TransportListener):
 
     def write(self, data: Buffer, token: object = None, *, text: bool = False) -> None:
         size = len(data)
+        frame = build_frame(TEXT if text else BINARY, data)
         with self.cond:
             self._accepted += size
-            accepted = self.core.send_message(TEXT if text else BINARY, data, (token, size))
+            accepted = self.core.send_frame(frame, (token, size))
         if not accepted and token is not None:
             self._rejected.append(token)
         elif not self._pump_scheduled:

@@ -1164,3 +1164,13 @@ def test_frames_imports_where_os_has_no_register_at_fork(monkeypatch: pytest.Mon
     exec(code, namespace)
     (closing,) = parse_client_frames(bytearray(namespace["build_close"](1000)))
     assert closing.close_code == 1000
+
+
+def test_send_frame_queues_a_frame_built_beforehand_and_follows_the_same_rules() -> None:
+    conn = opened()
+    frame_bytes = _frames.build_frame(OP_TEXT, b"pre-masked")
+    assert conn.send_frame(frame_bytes, "token")
+    assert conn.data_to_send() == [(frame_bytes, "token")]
+    conn.send_close(1000, b"")
+    assert not conn.send_frame(_frames.build_frame(OP_BINARY, b"late"))
+    assert [close_code(f) for f in sent_frames(conn)] == [1000]

@@ -141,6 +141,15 @@ class ClientConnection:
         self._out.append((build_frame(opcode, payload), token))
         return True
 
+    def send_frame(self, frame: Frame, token: Token = None) -> bool:
+        """Queue a data frame made with :func:`~mesiboscript.sansio.frames.build_frame`, as
+        :meth:`send_message` would. Masking is the costly part of sending: an owner that
+        serialises its calls with a lock masks before taking it."""
+        if self.state is not OPEN or self.close_sent:
+            return False
+        self._out.append((frame, token))
+        return True
+
     def send_text(self, payload: Buffer, token: Token = None) -> bool:
         return self.send_message(TEXT, payload, token)
 
