@@ -10,18 +10,15 @@ every connection shares, so:
   handed to :func:`._lifetime.request_exit`, which ends the process as the main thread would.
 - Any other ``BaseException`` (``GeneratorExit``, a custom one): logged; the thread goes on.
 - A handler that holds the thread longer than :data:`SLOW_HANDLER` seconds stalls every other
-  connection: a WARNING names it (its qualified name and its owner's ``repr``) while it still
-  runs, so a handler that never returns is named too. A watchdog thread looks every quarter of
-  the threshold (only while handlers run), so any handler running 1.25 times the threshold is
-  reported, and none shorter than the threshold; the hot path reads no clock.
+  connection: a WARNING names it (its qualified name and its owner's ``repr``) when it returns,
+  as asyncio's debug mode does for a slow callback. No other thread watches: the process keeps
+  one I/O thread (a watchdog thread cost a wake-up every 25 ms while handlers ran, and a thread).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-import weakref
 from typing import Any, Callable, Optional
 
 from . import _lifetime
@@ -58,13 +55,9 @@ class Dispatcher:
 
     def __init__(self, thread_name: str) -> None:
         self.thread_name = thread_name
-        #: (owner, handler) of the handler running now, else None; read by getSession() and
-        #: by the watchdog, written only by this dispatcher's thread. A new tuple per call.
+        #: (owner, handler) of the handler running now, else None; read by getSession(),
+        #: written only by this dispatcher's thread.
         self.running: Optional[_Running] = None
-        self.watched = False  # the watchdog looks at this dispatcher
-        self.seen: Optional[_Running] = None  # what the watchdog saw running last (its own)
-        self.seen_at = 0.0  # when it first saw it
-        self.reported: Optional[_Running] = None  # the slow handler already warned about
 
     def bind(self) -> None:
         """On the thread that will run handlers: make it known to ``getSession()``."""
@@ -75,8 +68,7 @@ class Dispatcher:
         (what it raised is dealt with as the module says)."""
         outer = self.running
         self.running = (owner, handler)
-        if not self.watched:
-            _watchdog.watch(self)
+        start = _monotonic()
         try:
             return handler(*args)
         except Exception:
@@ -93,14 +85,16 @@ class Dispatcher:
             logger.exception("handler %s of %r raised", _name(handler), owner)
         finally:
             self.running = outer
+            elapsed = _monotonic() - start
+            if elapsed > SLOW_HANDLER:
+                self.report((owner, handler), elapsed)
         return FAILED
 
     def report(self, running: _Running, elapsed: float) -> None:
-        """Warn that the handler ``running`` has held this thread for ``elapsed`` seconds."""
-        self.reported = running
+        """Warn that the handler ``running`` held this thread for ``elapsed`` seconds."""
         owner, handler = running
         logger.warning(
-            "handler %s of %r has held the %s thread for %.0f ms (over %.0f ms): every "
+            "handler %s of %r held the %s thread for %.0f ms (over %.0f ms): every "
             "connection waits meanwhile; hand long work to another thread",
             _name(handler),
             owner,
@@ -108,68 +102,3 @@ class Dispatcher:
             elapsed * 1000,
             SLOW_HANDLER * 1000,
         )
-
-
-class _Watchdog:
-    """One daemon thread that reports handlers still running past :data:`SLOW_HANDLER`.
-
-    It looks every quarter threshold only while some dispatcher runs handlers; an idle process
-    costs it nothing. A handler seen running at two looks at least the threshold apart has run
-    at least that long. A dispatcher arms it with :meth:`watch` when it
-    starts a handler unwatched: one flag test per handler on the hot path.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._armed = threading.Event()
-        self._dispatchers: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
-        self._thread: Optional[threading.Thread] = None
-
-    def watch(self, dispatcher: Dispatcher) -> None:
-        dispatcher.watched = True
-        with self._lock:
-            self._dispatchers.add(dispatcher)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="mesiboscript-watchdog", daemon=True
-                )
-                self._thread.start()
-        self._armed.set()
-
-    def _run(self) -> None:
-        _lifetime.library_thread()
-        while True:
-            self._armed.wait()
-            self._armed.clear()
-            # Sleep first: looking at once would find a short handler done, unwatch, and be
-            # re-armed by the next one: a wake-up per handler instead of one per period.
-            time.sleep(SLOW_HANDLER / 4)
-            while self._look():
-                time.sleep(SLOW_HANDLER / 4)
-
-    def _look(self) -> bool:
-        """Report what runs too long; stop watching idle dispatchers. True while any is watched."""
-        with self._lock:
-            dispatchers = list(self._dispatchers)
-        watching = False
-        now = _monotonic()
-        for d in dispatchers:
-            running = d.running
-            if running is None:
-                # Unwatch, then look again: a handler that started in between either saw
-                # watched=False (and re-armed) or is seen here.
-                d.watched = False
-                running = d.running
-                if running is None:
-                    d.seen = None
-                    continue
-                d.watched = True
-            watching = True
-            if running is not d.seen:  # a new call (each has its own tuple)
-                d.seen, d.seen_at = running, now
-            elif d.reported is not running and now - d.seen_at >= SLOW_HANDLER:
-                d.report(running, now - d.seen_at)
-        return watching
-
-
-_watchdog = _Watchdog()
