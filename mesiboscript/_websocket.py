@@ -202,6 +202,7 @@ class WebSocket(DOMEventTarget):
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
             max_size=max_size,
+            lock=self._lock,
             cond=self._cond,
         )
         _lifetime.acquire(self, self._shutdown)

@@ -42,7 +42,8 @@ class WebSocketLink(TransportListener):
         listener: told of open, each message, each write done and the end (exactly once).
         parsed: the validated URL.
         display_url: the URL as error messages show it (no credentials).
-        cond: the lock (a condition) guarding the core; the owner may share it.
+        lock, cond: the lock guarding the core and a condition over it (the owner's, shared so
+            its inbox and ``upgrade()`` wait on the same); default: the link's own.
         Other keywords: as :class:`~mesiboscript.WebSocket` documents them.
     """
 
@@ -63,9 +64,18 @@ class WebSocketLink(TransportListener):
         ping_timeout: Optional[float] = 20.0,
         close_timeout: float = 5.0,
         max_size: int = DEFAULT_MAX_SIZE,
+        lock: Optional[Any] = None,
         cond: Optional[threading.Condition] = None,
     ) -> None:
-        self.cond = cond if cond is not None else threading.Condition()
+        if cond is None:
+            lock = threading.RLock()
+            cond = threading.Condition(lock)
+        assert lock is not None, "a shared condition comes with its lock"
+        # The lock guards the core; the condition (over the same lock) tells waiters of a new
+        # state. `with self._lock` is the C lock's own context manager: the per-message paths
+        # take it, not the condition's (a Python-level __enter__/__exit__ pair per use).
+        self._lock = lock
+        self.cond = cond
         self.core = ClientConnection(
             resource=parsed.resource,
             host=parsed.host,
@@ -127,7 +137,7 @@ class WebSocketLink(TransportListener):
         (the standard's ``bufferedAmount`` grows even once closing has begun)."""
         size = len(payload)
         frame = build_frame(opcode, payload)  # masked before the lock: the I/O thread reads on
-        with self.cond:
+        with self._lock:
             self._accepted += size
             if not self.core.send_frame(frame, (token, size)):
                 return False
@@ -139,7 +149,7 @@ class WebSocketLink(TransportListener):
 
     def close_threadsafe(self, code: Optional[int], reason: bytes) -> None:
         """Start closing from any thread (the core decides what that means in its state)."""
-        with self.cond:
+        with self._lock:
             before = self.core.state
             self.core.send_close(code, reason)
             if self.core.state is not before:
@@ -165,7 +175,7 @@ class WebSocketLink(TransportListener):
     def write(self, data: Buffer, token: object = None, *, text: bool = False) -> None:
         size = len(data)
         frame = build_frame(TEXT if text else BINARY, data)
-        with self.cond:
+        with self._lock:
             self._accepted += size
             accepted = self.core.send_frame(frame, (token, size))
         if not accepted and token is not None:
@@ -219,7 +229,7 @@ class WebSocketLink(TransportListener):
     # -- the pump: what the core queued goes out; the core's closing decisions are carried out
 
     def _pump(self) -> None:
-        with self.cond:
+        with self._lock:
             self._pump_scheduled = False
             frames = self.core.data_to_send()
             state = self.core.state
@@ -253,7 +263,7 @@ class WebSocketLink(TransportListener):
             self._set_timer(self._close_timeout, self._on_close_timeout)
 
     def _core_fail(self, failure: BaseException, wire_code: Optional[int] = None) -> None:
-        with self.cond:
+        with self._lock:
             before = self.core.state
             self.core.fail(wire_code, failure)
             if self.core.state is not before:
@@ -263,13 +273,13 @@ class WebSocketLink(TransportListener):
     # -- transport callbacks (I/O thread) --------------------------------------------------
 
     def connection_made(self) -> None:
-        with self.cond:
+        with self._lock:
             self.core.send_request()
         self._pump()
 
     def data_received(self, data: bytes) -> None:
         self._last_rx = time.monotonic()
-        with self.cond:
+        with self._lock:
             before = self.core.state
             events = self.core.receive_data(data)
             if self.core.state is not before:
@@ -278,7 +288,7 @@ class WebSocketLink(TransportListener):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._last_rx = time.monotonic()
-        with self.cond:
+        with self._lock:
             before = self.core.state
             events = self.core.receive_into(nbytes)
             if self.core.state is not before:
@@ -303,7 +313,7 @@ class WebSocketLink(TransportListener):
                 break
             # A close frame or a violation came after these messages: handle it now that their
             # handlers have run (what they sent goes out before our close frame).
-            with self.cond:
+            with self._lock:
                 before = core.state
                 events = core.next_events()
                 if core.state is not before:
@@ -339,7 +349,7 @@ class WebSocketLink(TransportListener):
         if self._ping_timer is not None:
             self._ping_timer.cancel()
             self._ping_timer = None
-        with self.cond:
+        with self._lock:
             closed = self.core.connection_lost(exc)
             self.cond.notify_all()
         unsent = (*(t for t, _ in self._pending if t is not None), *self._rejected)
@@ -380,7 +390,7 @@ class WebSocketLink(TransportListener):
         self._ping_timer = None
         if self._ended or self._ping_interval is None:
             return
-        with self.cond:
+        with self._lock:
             sent = self.core.send_ping()
         if not sent:
             return
