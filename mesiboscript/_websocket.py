@@ -257,7 +257,8 @@ class WebSocket(DOMEventTarget):
 
     # -- events ----------------------------------------------------------------------------
 
-    def _on_message(self, data: Union[str, bytes]) -> None:
+    def _on_message(self, link: object, data: Union[str, bytes]) -> None:
+        """Each message the link reads (the listener's ``link_data``, bound to this)."""
         if self._deliver_message(data):  # kept in the inbox past its mark: stop reading
             self._link.pause_reading()
 
@@ -424,13 +425,12 @@ class _Listener:
     """What the link reports, forwarded to its ``WebSocket`` (which keeps these off its public
     surface: ``help(WebSocket)`` shows the browser's API only)."""
 
-    __slots__ = ("ws",)
+    __slots__ = ("link_data", "ws")
 
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
-
-    def link_data(self, link: object, data: Union[str, bytes]) -> None:
-        self.ws._on_message(data)
+        # Called for every message: the WebSocket's own method, with no forwarding frame.
+        self.link_data: Callable[[object, Union[str, bytes]], None] = ws._on_message
 
     def link_up(self, link: object) -> None:
         self.ws._opened()
