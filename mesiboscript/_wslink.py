@@ -173,16 +173,8 @@ class WebSocketLink(TransportListener):
         self._transport.start()
 
     def write(self, data: Buffer, token: object = None, *, text: bool = False) -> None:
-        size = len(data)
-        frame = build_frame(TEXT if text else BINARY, data)
-        with self._lock:
-            self._accepted += size
-            accepted = self.core.send_frame(frame, (token, size))
-        if not accepted and token is not None:
-            self._rejected.append(token)
-        elif not self._pump_scheduled:
-            self._pump_scheduled = True
-            self._loop.call_soon(self._pump)
+        if not self.send_threadsafe(TEXT if text else BINARY, data, token) and token is not None:
+            self._rejected.append(token)  # refused (closing): reported unsent at the end
 
     def close(self, code: Optional[int] = 1000, reason: bytes = b"") -> None:
         """The owner's graceful close: the closing handshake once open; before that, as

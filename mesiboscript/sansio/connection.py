@@ -133,10 +133,16 @@ class ClientConnection:
     def has_data_to_send(self) -> bool:
         return bool(self._out)
 
+    @property
+    def can_send(self) -> bool:
+        """Data frames may still go out: OPEN, and our close frame is not out (once closing has
+        begun the standard sends nothing more)."""
+        return self.state is OPEN and not self.close_sent
+
     def send_message(self, opcode: int, payload: Buffer, token: Token = None) -> bool:
         """Queue a text (payload: its UTF-8) or binary message; False once it cannot be sent
         (not OPEN, or our close frame is out: the standard then sends nothing)."""
-        if self.state is not OPEN or self.close_sent:
+        if not self.can_send:
             return False
         self._out.append((build_frame(opcode, payload), token))
         return True
@@ -145,7 +151,7 @@ class ClientConnection:
         """Queue a data frame made with :func:`~mesiboscript.sansio.frames.build_frame`, as
         :meth:`send_message` would. Masking is the costly part of sending: an owner that
         serialises its calls with a lock masks before taking it."""
-        if self.state is not OPEN or self.close_sent:
+        if not self.can_send:
             return False
         self._out.append((frame, token))
         return True
@@ -158,7 +164,7 @@ class ClientConnection:
 
     def send_ping(self, payload: bytes = b"") -> bool:
         """Queue a ping (keepalive); False when the connection is not open."""
-        if self.state is not OPEN or self.close_sent:
+        if not self.can_send:
             return False
         self._out.append((build_frame(PING, payload), None))
         return True
