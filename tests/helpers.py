@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 if TYPE_CHECKING:
     import mesiboscript
@@ -304,3 +304,53 @@ def on_loop(fn: Callable[[], Any]) -> Any:
     if errors:
         raise errors[0]
     return result[0]
+
+
+class Terminal:
+    """A command run in a pseudo-terminal (POSIX), read as a person sees it: ``screen`` is
+    everything it printed so far."""
+
+    def __init__(self, *args: str, cwd: Union[str, Path, None] = None) -> None:
+        import pty
+
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen(
+            [sys.executable, *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=cwd,
+            close_fds=True,
+        )
+        os.close(slave)
+        self.screen = b""
+
+    def read_until(self, marker: bytes) -> None:
+        """Read what the program prints until ``marker`` has appeared (fails after TIMEOUT)."""
+        import select
+
+        deadline = time.monotonic() + TIMEOUT
+        while marker not in self.screen:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"never saw {marker!r}; the terminal shows {self.screen!r}"
+            if select.select([self.master], [], [], remaining)[0]:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:  # EIO: the program closed the terminal
+                    chunk = b""
+                assert chunk, f"terminal closed before {marker!r}; it shows {self.screen!r}"
+                self.screen += chunk
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        os.close(self.master)
+
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

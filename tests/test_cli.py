@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import select
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -18,7 +16,7 @@ import mesiboscript
 from mesiboscript.__main__ import DEMO_MESSAGE, main
 from mesiboscript.testing import EchoServer
 
-from .helpers import TIMEOUT, Recorder, free_port, interruptible
+from .helpers import TIMEOUT, Recorder, Terminal, free_port, interruptible
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -156,47 +154,14 @@ def test_connect_socks_with_cafile(echo_server_socks: EchoServer) -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
 def test_connect_interactive_in_a_pty(echo_server: EchoServer) -> None:
     """Type a line in a real terminal and see its echo, as a person would."""
-    import pty
-
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mesiboscript", "connect", echo_server.url, "-w", "0"],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        cwd=ROOT,
-        close_fds=True,
-    )
-    os.close(slave)
-    screen = b""
-
-    def read_until(marker: bytes) -> None:
-        nonlocal screen
-        deadline = time.monotonic() + TIMEOUT
-        while marker not in screen:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"never saw {marker!r}; the terminal shows {screen!r}"
-            ready, _, _ = select.select([master], [], [], remaining)
-            if ready:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:  # EIO: the program closed the terminal
-                    chunk = b""
-                assert chunk, f"terminal closed before {marker!r}; it shows {screen!r}"
-                screen += chunk
-
-    try:
-        read_until(b"(press CTRL+C to quit)")
-        read_until(b"> ")
-        os.write(master, b"hello from a terminal\n")
-        read_until(b"< hello from a terminal")
-        os.write(master, b"\x04")  # Ctrl-D: end of input, so the client closes
-        read_until(b"Disconnected (code: 1000")
-        assert proc.wait(TIMEOUT) == 0
-    finally:
-        proc.kill()
-        proc.wait()
-        os.close(master)
+    with Terminal("-m", "mesiboscript", "connect", echo_server.url, "-w", "0", cwd=ROOT) as term:
+        term.read_until(b"(press CTRL+C to quit)")
+        term.read_until(b"> ")
+        term.type(b"hello from a terminal\n")
+        term.read_until(b"< hello from a terminal")
+        term.type(b"\x04")  # Ctrl-D: end of input, so the client closes
+        term.read_until(b"Disconnected (code: 1000")
+        assert term.proc.wait(TIMEOUT) == 0
 
 
 # -- serve ------------------------------------------------------------------------------------

@@ -3,8 +3,6 @@ the server, the input or the user ends first, and `serve`'s TLS and usage errors
 
 from __future__ import annotations
 
-import os
-import select
 import signal
 import subprocess
 import sys
@@ -16,7 +14,7 @@ import pytest
 
 from mesiboscript.testing import EchoServer
 
-from .helpers import TIMEOUT, free_port, interruptible
+from .helpers import TIMEOUT, Terminal, free_port, interruptible
 from .rawserver import OP_CLOSE, RawConnection, RawServer, close_frame, frame
 from .test_cli import ROOT, cli, echo_once
 
@@ -162,51 +160,15 @@ def test_connect_interrupted_while_connecting() -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
 def test_connect_interactive_shows_an_error_above_the_prompt() -> None:
     """In a terminal an error clears the prompt line, is printed, and the prompt comes back."""
-    import pty
-
-    with RawServer(conn_timeout=TIMEOUT) as server:
-        master, slave = pty.openpty()
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mesiboscript",
-                "connect",
-                server.url("/reserved_opcode"),
-            ],
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            cwd=ROOT,
-            close_fds=True,
-        )
-        os.close(slave)
-        screen = b""
-
-        def read_until(marker: bytes) -> None:
-            nonlocal screen
-            deadline = time.monotonic() + TIMEOUT
-            while marker not in screen:
-                remaining = deadline - time.monotonic()
-                assert remaining > 0, f"never saw {marker!r}; the terminal shows {screen!r}"
-                if select.select([master], [], [], remaining)[0]:
-                    try:
-                        chunk = os.read(master, 4096)
-                    except OSError:  # EIO: the program closed the terminal
-                        chunk = b""
-                    assert chunk, f"terminal closed before {marker!r}; it shows {screen!r}"
-                    screen += chunk
-
-        try:
-            # The server breaks the protocol at once: the error comes while the prompt shows.
-            read_until(b"(press CTRL+C to quit)")
-            read_until(b"\r\x1b[Kerror: ")
-            read_until(b"Disconnected (code: 1006")
-            assert proc.wait(TIMEOUT) == 1
-        finally:
-            proc.kill()
-            proc.wait()
-            os.close(master)
+    with (
+        RawServer(conn_timeout=TIMEOUT) as server,
+        Terminal("-m", "mesiboscript", "connect", server.url("/reserved_opcode"), cwd=ROOT) as term,
+    ):
+        # The server breaks the protocol at once: the error comes while the prompt shows.
+        term.read_until(b"(press CTRL+C to quit)")
+        term.read_until(b"\r\x1b[Kerror: ")
+        term.read_until(b"Disconnected (code: 1006")
+        assert term.proc.wait(TIMEOUT) == 1
 
 
 # -- serve --------------------------------------------------------------------------------------
