@@ -118,5 +118,7 @@ def check_response(
         if not extensions_offered:
             raise HandshakeRejected("the server accepted an extension that was not offered")
         if not extensions:  # Chromium's parser rejects an empty value too
-            raise HandshakeRejected("'Sec-WebSocket-Extensions' header value is empty")
+            raise HandshakeRejected(
+                "'Sec-WebSocket-Extensions' header value is rejected by the parser: "
+            )
     return chosen or "", extensions or ""
