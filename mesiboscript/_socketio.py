@@ -105,7 +105,8 @@ class SocketIO(StrictHandlers, EventTarget):
             gets ``{"message": "timeout"}``.
         **options: passed to :class:`WebSocket` (``headers``, ``origin``, ``ssl_context``,
             ``cafile``, ``connect_timeout``, ``ping_interval``, ``ping_timeout``,
-            ``close_timeout``, ``max_size``, ``proxy``).
+            ``close_timeout``, ``max_size``, ``proxy``, ``compression``,
+            ``compression_options``).
 
     Raises:
         ValueError: a bad URL, protocol, path, namespace or option (nothing is sent).

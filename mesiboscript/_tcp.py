@@ -49,6 +49,7 @@ from __future__ import annotations
 import ssl
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
 from . import _lifetime
@@ -63,6 +64,7 @@ from ._sendbuffer import Chunk, SendBuffer, SendBufferFull
 from ._tls import make_context
 from ._validation import parse_url
 from ._wslink import DEFAULT_MAX_SIZE, WebSocketLink
+from .sansio.deflate import DeflateOptions
 
 __all__ = ["SendBufferFull", "Socket"]
 
@@ -135,6 +137,8 @@ class Socket(EventTarget):
         retry_delay, max_retry_delay: the reconnect backoff: the first delay, doubling up to the
             maximum, each with ±20 % jitter.
         ping_interval: ``ws``/``wss`` with ``keepalive``: seconds between pings (default 20).
+        compression, compression_options: ``ws``/``wss``: permessage-deflate, as for
+            :class:`~mesiboscript.WebSocket` (``"deflate"`` by default; ``None`` offers nothing).
         onconnect, ondata, onwrite, onclose: the handlers, as keywords.
 
     Raises:
@@ -165,6 +169,8 @@ class Socket(EventTarget):
         retry_delay: float = 0.1,
         max_retry_delay: float = 30.0,
         ping_interval: Optional[float] = None,
+        compression: Optional[str] = "deflate",
+        compression_options: Optional[Mapping[str, Any]] = None,
         onconnect: Handler = None,
         ondata: Handler = None,
         onwrite: Handler = None,
@@ -211,6 +217,7 @@ class Socket(EventTarget):
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
         self._ping_interval = ping_interval
+        self._deflate = DeflateOptions.from_options(compression, compression_options)
         self._keepalive = False
         self._verify_host = True
         self._enable_ssl = parsed.secure
@@ -506,6 +513,7 @@ class Socket(EventTarget):
             ping_interval=ping,
             close_timeout=self._close_timeout,
             max_size=DEFAULT_MAX_SIZE,
+            compression=self._deflate,
         )
 
     # -- I/O thread: link events -----------------------------------------------------------
