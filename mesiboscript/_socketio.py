@@ -44,6 +44,7 @@ from ._exceptions import ConnectionFailed, InvalidStateError
 from ._loop import Loop, TimerHandle, get_loop
 from ._validation import InvalidArgumentError
 from ._websocket import WebSocket
+from .sansio.deflate import DeflateOptions
 
 __all__ = ["SocketIO"]
 
@@ -159,6 +160,10 @@ class SocketIO(StrictHandlers, EventTarget):
         self._auto = protocol == "auto"
         self._timeout = timeout
         self._options = options
+        # Checked now, not at the first connection: bad input raises at once.
+        DeflateOptions.from_options(
+            options.get("compression", "deflate"), options.get("compression_options")
+        )
 
         # Shared with user threads, under _lock.
         self._lock = threading.Lock()

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from mesiboscript import Socket, WebSocket, WebSocketServer
+from mesiboscript import Socket, SocketIO, WebSocket, WebSocketServer
 from mesiboscript.testing import EchoServer
 
 from .helpers import TIMEOUT, Recorder
@@ -94,6 +94,8 @@ def test_bad_compression_arguments_raise_at_once(kw: dict[str, Any], words: str)
         Socket("ws://127.0.0.1:1/", **kw)
     with pytest.raises(ValueError, match=words):
         WebSocketServer(0, **kw)
+    with pytest.raises(ValueError, match=words):
+        SocketIO("http://127.0.0.1:1/", **kw)
 
 
 def test_the_server_asked_for_a_small_window_gets_it() -> None:
