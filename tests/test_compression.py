@@ -67,7 +67,7 @@ def test_websockets_server_agrees_and_echoes(scheme: str) -> None:
     assert rec.close_data.wasClean
 
 
-def test_compression_none_offers_nothing() -> None:
+def test_compression_none_offers_nothing_and_a_copy_keeps_the_choice() -> None:
     with EchoServer("ws") as server:
         ws = WebSocket(server.url, compression=None)
         rec = Recorder(ws)
@@ -75,6 +75,12 @@ def test_compression_none_offers_nothing() -> None:
         assert ws.extensions == ""
         echo(ws, rec, [JSON_1K])
         ws.close()
+        rec.wait_closed()
+        again = WebSocket(ws)  # "the same URL, protocols and options"
+        rec = Recorder(again)
+        assert rec.opened.wait(TIMEOUT)
+        assert again.extensions == ""
+        again.close()
         rec.wait_closed()
 
 
