@@ -50,8 +50,18 @@ except ImportError as _exc:  # websockets missing, or older than 13 (no asyncio 
 
 from . import _lifetime
 from ._constants import ReadyState, SocketError
-from ._events import CloseData, ErrorEvent
-from ._eventtarget import DOMEventTarget, EventHandler, EventTarget, Signal, StrictHandlers
+from ._events import (
+    ONCLOSE_DOC,
+    ONERROR_DOC,
+    ONMESSAGE_DOC,
+    CloseData,
+    CloseHandler,
+    ErrorEvent,
+    ErrorHandler,
+    MessageHandler,
+    OpenHandler,
+)
+from ._eventtarget import DOMEventTarget, EventHandler, EventTarget, Signal
 from ._inbox import Inbox
 from ._loop import get_loop, in_io_thread
 from ._validation import check_close
@@ -141,7 +151,7 @@ class _BackgroundLoop:
 
 
 @_lifetime.session_type
-class ServerWebSocket(StrictHandlers, DOMEventTarget):
+class ServerWebSocket(DOMEventTarget):
     """One accepted connection, with the client ``WebSocket``'s script API.
 
     Created by :class:`WebSocketServer`; scripts get it in ``onNewConnection``. It is OPEN from the
@@ -157,13 +167,15 @@ class ServerWebSocket(StrictHandlers, DOMEventTarget):
     CLOSED = ReadyState.CLOSED
 
     #: Accepted for symmetry with the client; never called (the connection is already open).
-    onopen = EventHandler()
+    onopen: EventHandler[OpenHandler] = EventHandler(
+        doc="Accepted for symmetry with the client; never called (the connection is open)."
+    )
     #: ``onmessage(MessageData)``: ``.data`` is ``str`` for text, ``bytes`` for binary.
-    onmessage = EventHandler()
+    onmessage: EventHandler[MessageHandler] = EventHandler(doc=ONMESSAGE_DOC)
     #: ``onerror(SocketError)``: fired before ``onclose`` when the connection is lost.
-    onerror = EventHandler()
+    onerror: EventHandler[ErrorHandler] = EventHandler(doc=ONERROR_DOC)
     #: ``onclose(CloseData)``: ``.code``, ``.reason``, ``.wasClean``.
-    onclose = EventHandler()
+    onclose: EventHandler[CloseHandler] = EventHandler(doc=ONCLOSE_DOC)
 
     _STATE_AT_EVENT: ClassVar[dict[str, Any]] = {
         "message": ReadyState.OPEN,
@@ -206,11 +218,12 @@ class ServerWebSocket(StrictHandlers, DOMEventTarget):
     @contextlib.contextmanager
     def _as_of_event(self, state: ReadyState) -> Iterator[None]:
         """Handlers run meanwhile (on the I/O thread) see ``readyState`` as ``state``."""
-        saved, self._event_state = self._event_state, state
+        at_event = self._at_event
+        saved, at_event[0] = at_event[0], state
         try:
             yield
         finally:
-            self._event_state = saved
+            at_event[0] = saved
 
     @property
     def readyState(self) -> ReadyState:
@@ -415,7 +428,7 @@ def _usv(text: str) -> str:
     return text
 
 
-class WebSocketServer(StrictHandlers, EventTarget):
+class WebSocketServer(EventTarget):
     """A WebSocket server, as High Fidelity scripts create it.
 
     ``WebSocketServer(port=0, host="127.0.0.1")`` listens at once (port 0 picks a free port; an
@@ -436,7 +449,9 @@ class WebSocketServer(StrictHandlers, EventTarget):
     """
 
     #: ``onNewConnection(ws)``: a client connected (ws is a :class:`ServerWebSocket`).
-    onNewConnection = EventHandler("newConnection")
+    onNewConnection: EventHandler[Callable[[ServerWebSocket], object]] = EventHandler(
+        "newConnection", doc="onNewConnection(ws): a client connected (a ServerWebSocket)."
+    )
 
     def __init__(
         self,

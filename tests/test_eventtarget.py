@@ -54,9 +54,9 @@ class Target(DOMEventTarget):
         "close": "CLOSED",
     }
 
-    onopen = EventHandler()
-    onmessage = EventHandler()
-    onclose = EventHandler()
+    onopen: EventHandler[Callable[..., object]] = EventHandler()
+    onmessage: EventHandler[Callable[..., object]] = EventHandler()
+    onclose: EventHandler[Callable[..., object]] = EventHandler()
 
     def __init__(self, loop: StepLoop, inbox_mark: Optional[int] = None) -> None:
         self._lock = threading.Lock()
@@ -86,7 +86,7 @@ class Strict(StrictHandlers, Target):
 class Held(EventTarget):
     _MAX_HELD = 3
 
-    onchat = EventHandler()
+    onchat: EventHandler[Callable[..., object]] = EventHandler()
 
     def __init__(self, loop: StepLoop) -> None:
         self._lock = threading.Lock()
