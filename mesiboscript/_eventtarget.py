@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import logging
 from collections import deque
 from contextlib import AbstractContextManager
 from typing import (
@@ -44,6 +45,7 @@ from typing import (
     overload,
 )
 
+from . import _lifetime
 from ._events import MessageData
 
 if TYPE_CHECKING:
@@ -53,6 +55,11 @@ __all__ = ["DOMEventTarget", "EventHandler", "EventTarget", "Signal", "StrictHan
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Callable[..., Any])
+logger = logging.getLogger("mesiboscript")
+# A failure with no handler to hear it is logged unless one is set within this many seconds:
+# scripts set handlers in the statements right after the constructor, and a refused connection
+# can fail before that (its events are remembered for those late handlers).
+UNHEARD_GRACE = 0.25
 _ATTR: Any = object()  # the place of the on<type> handler among a type's listeners
 
 
@@ -61,6 +68,7 @@ class _Loop(Protocol):
 
     def dispatch(self, owner: Any, handler: Handler, *args: Any) -> Any: ...
     def call_soon_threadsafe(self, callback: Handler, *args: Any) -> None: ...
+    def call_later(self, delay: float, callback: Handler, *args: Any) -> Any: ...
     def in_loop_thread(self) -> bool: ...
 
 
@@ -225,6 +233,32 @@ class EventTarget:
         assignment); the attribute still reads back as ``handler``. (Hook: e.g. Mesibo's
         ``ondata`` taking the data alone.)"""
         return handler
+
+    def _unheard(self, *types: str) -> bool:
+        """No handler or listener is set for any of ``types``."""
+        return not any(self._listeners.get(type) for type in types)
+
+    def _warn_if_unheard(self, types: tuple[str, ...], message: str, *args: Any) -> None:
+        """A failure happened (I/O thread): log ``message % args`` as one WARNING on the
+        ``mesiboscript`` logger, as a browser's console does, unless a handler or listener of one
+        of ``types`` is set now or within :data:`UNHEARD_GRACE` seconds. The process stays
+        alive until that is decided, so a script that ends at once still shows the line."""
+        if not self._unheard(*types):
+            return
+        token = _Undecided()
+        undecided = [True]
+
+        def decide(*_: Any) -> None:
+            try:
+                undecided.pop()  # once, whichever comes first: the timer or a shutdown
+            except IndexError:
+                return
+            if self._unheard(*types):
+                logger.warning(message, *args)
+            _lifetime.release(token)
+
+        _lifetime.acquire(token, decide)
+        self._ev_loop.call_later(UNHEARD_GRACE, decide)
 
     def _listeners_of(self, type: str) -> list[Handler]:
         """The listeners of ``type`` (not the ``on<type>`` attribute), in order."""
@@ -474,6 +508,13 @@ class EventTarget:
         )
         hint = f"; did you mean {guess!r}?" if guess else f" (handlers: {', '.join(known)})"
         return AttributeError(f"{type(self).__name__} has no handler {name!r}{hint}")
+
+
+class _Undecided:
+    """Keeps the process alive while a failure's warning is undecided (``_lifetime`` owner)."""
+
+    def __repr__(self) -> str:
+        return "<a failure's warning, pending>"
 
 
 class DOMEventTarget(EventTarget):

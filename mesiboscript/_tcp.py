@@ -332,7 +332,8 @@ class Socket(EventTarget):
         self._retry_timer: Optional[TimerHandle] = None
 
     def __repr__(self) -> str:
-        return f"<Socket {self._url} {ReadyState(self._state).name}>"
+        url = self._url if self._stream else self._parsed.display  # no credentials
+        return f"<Socket {url} {ReadyState(self._state).name}>"
 
     # -- properties ------------------------------------------------------------------------
 
@@ -633,6 +634,14 @@ class Socket(EventTarget):
         if cause is not None:
             self._last_error = cause
         if self._state >= ReadyState.CLOSING or not self._keepalive:
+            if cause is not None and self._state < ReadyState.CLOSING:
+                self._warn_if_unheard(
+                    ("close",),
+                    "Socket connection to %s %s: %s; no onclose handler is set",
+                    self._url if self._stream else self._parsed.display,
+                    "was lost" if was_up else "failed",
+                    cause,
+                )
             self._finalize()
             return
         if was_up:

@@ -442,6 +442,13 @@ class WebSocket(DOMEventTarget):
                 )
         if end.failure is not None:
             error = socket_error_for(end.failure)
+            self._warn_if_unheard(
+                ("error", "close"),
+                "WebSocket connection to %s failed: %s (%s); no onerror or onclose handler is set",
+                self._parsed.display,
+                end.failure,
+                error.name,
+            )
             self._emit("error", (error,), (ErrorEvent(error, end.failure, target=self),))
         self._emit("close", (CloseData(end.code, end.reason, end.was_clean, target=self),))
         _lifetime.release(self)

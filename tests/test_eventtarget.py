@@ -38,6 +38,9 @@ class StepLoop:
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:
         self.calls.append((callback, args))
 
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> None:
+        self.calls.append((callback, args))  # time is not modelled: the next run() calls it
+
     def in_loop_thread(self) -> bool:
         return self.inside
 

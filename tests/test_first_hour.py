@@ -7,18 +7,21 @@ types refused at the assignment, and what ``help()`` and the errors tell a newco
 from __future__ import annotations
 
 import inspect
+import logging
 import pydoc
 import queue
+import subprocess
+import sys
 import threading
 from typing import Any, Callable, Union
 
 import pytest
 
-from mesiboscript import Socket, WebSocket
+from mesiboscript import Socket, WebSocket, _lifetime
 from mesiboscript._tcp import takes_data_alone
 from mesiboscript.server import WebSocketServer
 
-from .helpers import TIMEOUT
+from .helpers import TIMEOUT, free_port
 from .rawserver import RawConnection, RawServer
 
 Data = Union[str, bytes]
@@ -241,3 +244,94 @@ def test_handler_attributes_read_back() -> None:
     ws.onclose = None
     assert ws.onclose is None
     ws.close()
+
+
+# -- a failure nobody listens to is logged -----------------------------------------------------
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "mesiboscript" and r.levelno == logging.WARNING
+    ]
+
+
+def test_refused_websocket_with_only_onopen_logs_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Before: nothing was printed and the script exited 0.
+    port = free_port()
+    ws = WebSocket(f"ws://user:secret@127.0.0.1:{port}/chat")
+    ws.onopen = lambda: None
+    ws.onmessage = lambda m: None
+    assert ws.upgrade(TIMEOUT) is False
+    assert _lifetime.wait_idle(TIMEOUT)  # closed, and the warning decided
+    [line] = _warnings(caplog)
+    assert f"ws://***@127.0.0.1:{port}/chat" in line
+    assert "refused" in line
+    assert "secret" not in line
+
+
+@pytest.mark.parametrize("listen", ["onerror", "onclose", "error", "close"])
+def test_a_failure_someone_listens_to_is_not_logged(
+    listen: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Set right after the constructor: often after the refusal, which is remembered for it.
+    ws = WebSocket(f"ws://127.0.0.1:{free_port()}/")
+    if listen.startswith("on"):
+        setattr(ws, listen, lambda e: None)
+    else:
+        ws.addEventListener(listen, lambda e: None)
+    assert ws.upgrade(TIMEOUT) is False
+    assert _lifetime.wait_idle(TIMEOUT)
+    assert _warnings(caplog) == []
+
+
+def test_refused_socket_without_onclose_logs_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    port = free_port()
+    s = Socket(f"sock://127.0.0.1:{port}")
+    s.ondata = print
+    s.open()
+    assert _lifetime.wait_idle(TIMEOUT)
+    [line] = _warnings(caplog)
+    assert f"sock://127.0.0.1:{port}" in line
+    assert "refused" in line
+
+
+def test_refused_socket_with_onclose_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    s = Socket(f"sock://127.0.0.1:{free_port()}")
+    s.ondata = print
+    s.onclose = lambda s: None
+    s.open()
+    assert _lifetime.wait_idle(TIMEOUT)
+    assert _warnings(caplog) == []
+
+
+def test_socket_repr_and_warning_hide_credentials(caplog: pytest.LogCaptureFixture) -> None:
+    s = Socket(f"ws://user:secret@127.0.0.1:{free_port()}/")
+    assert "secret" not in repr(s)  # before: <Socket ws://user:secret@...>
+    s.ondata = print
+    s.open()
+    assert _lifetime.wait_idle(TIMEOUT)
+    [line] = _warnings(caplog)
+    assert "secret" not in line
+    assert "***@" in line
+
+
+def test_a_script_that_ends_at_once_still_shows_the_warning(tmp_path: Any) -> None:
+    script = tmp_path / "refused.py"
+    script.write_text(
+        "import logging\n"
+        "from mesiboscript import WebSocket\n"
+        "logging.basicConfig(format='%(levelname)s %(message)s')\n"
+        f"ws = WebSocket('ws://127.0.0.1:{free_port()}/')\n"
+        "ws.onopen = lambda: print('open')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=TIMEOUT * 3
+    )
+    assert result.returncode == 0
+    warnings = [x for x in result.stderr.splitlines() if x.startswith("WARNING")]
+    assert len(warnings) == 1, result.stderr
+    assert "refused" in warnings[0]
