@@ -306,14 +306,17 @@ class EventTarget:
         listener_args: Optional[tuple[Any, ...]] = None,
         done: Optional[list[Handler]] = None,
         results: Optional[list[Any]] = None,
+        session: Any = None,
     ) -> bool:
         """Call the handlers of ``type`` in order: the attribute with ``args``, listeners with
         ``listener_args`` (default ``args``). Skip and extend ``done`` if given; append return
-        values to ``results`` if given. False when no handler is set."""
+        values to ``results`` if given. ``session``: the object the handlers run for (what
+        ``getSession()`` returns in them; default this one). False when no handler is set."""
         listeners = self._listeners.get(type)
         if not listeners:
             return False
         dispatch = self._ev_loop.dispatch
+        owner = self if session is None else session
         at_event = self._at_event
         saved = at_event[0]
         at_event[0] = self._STATE_AT_EVENT.get(type)
@@ -333,7 +336,7 @@ class EventTarget:
                     done.append(handler)
                 if results is not None:
                     handler = _capture(handler, results)
-                dispatch(self, handler, *call_args)
+                dispatch(owner, handler, *call_args)
         finally:
             at_event[0] = saved
         return True
@@ -352,12 +355,16 @@ class EventTarget:
         self._fire(type, args, listener_args, fired.done)
 
     def _dispatch_event(
-        self, type: str, args: tuple[Any, ...] = (), listener_args: Optional[tuple[Any, ...]] = None
+        self,
+        type: str,
+        args: tuple[Any, ...] = (),
+        listener_args: Optional[tuple[Any, ...]] = None,
+        session: Any = None,
     ) -> bool:
         """Fire a repeating event now, remembering nothing. False when no handler is set."""
         if self._ev_late:
             self._deliver_pending()
-        return self._fire(type, args, listener_args)
+        return self._fire(type, args, listener_args, session=session)
 
     def _hold(self, type: str, item: Any) -> bool:
         """Hold ``item`` for ``type`` while no handler is set (or older items wait); True if held.

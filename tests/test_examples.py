@@ -55,16 +55,25 @@ def test_hifi_echo_against_a_given_url() -> None:
 
 
 def test_dirigible_chat() -> None:
+    # The seed's server-side chat service, as written, driven by the seed's own client messages.
     result = run_example("dirigible_chat.py")
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0] == "Open sessions:"
-    assert lines[1].startswith("  alice: ")
-    assert lines[2].startswith("  bob: ")
-    assert lines[3:] == [
-        "bob received: alice: Hello everyone!",
-        "alice received: bob (direct): Hi alice, this is just for you.",
+    assert result.stdout.splitlines() == [
+        "Tom received: Welcome Tom!",
+        "Jerry received: Welcome Jerry!",
+        "Jerry received: Hello Jerry!",
+        "Tom received: Hi Tom!",
+        'Jerry received: ["Tom","Jerry"]',
+        "Open sessions on the server: 2",
+        "Open sessions in this process: 4",
         "Open sessions after closing: 0",
+    ]
+    assert result.stderr.splitlines() == [
+        "registered Tom",
+        "registered Jerry",
+        "send to Jerry",
+        "send to Tom",
+        'list: ["Tom","Jerry"]',
     ]
 
 
