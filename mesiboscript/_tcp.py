@@ -58,6 +58,7 @@ from ._exceptions import InvalidStateError
 from ._inbox import Inbox, not_on_loop
 from ._links import Link, LinkEnd, StreamLink
 from ._loop import Loop, TimerHandle, get_loop, logger
+from ._proxy import check_proxy_option
 from ._reconnect import Reconnector, ReconnectPolicy
 from ._sendbuffer import Chunk, SendBuffer, SendBufferFull
 from ._tls import make_context
@@ -135,6 +136,9 @@ class Socket(EventTarget):
         retry_delay, max_retry_delay: the reconnect backoff: the first delay, doubling up to the
             maximum, each with ±20 % jitter.
         ping_interval: ``ws``/``wss`` with ``keepalive``: seconds between pings (default 20).
+        proxy: ``None`` (default): from the environment (``ws``/``wss`` as ``WebSocket`` reads
+            it; ``sock``/``socks``: ``all_proxy``); ``False``: none; or a proxy URL
+            (``http://``, ``https://``, ``socks4[a]://``, ``socks5[h]://``, ``user:pass@``).
         onconnect, ondata, onwrite, onclose: the handlers, as keywords.
 
     Raises:
@@ -165,6 +169,7 @@ class Socket(EventTarget):
         retry_delay: float = 0.1,
         max_retry_delay: float = 30.0,
         ping_interval: Optional[float] = None,
+        proxy: Union[bool, str, None] = None,
         onconnect: Handler = None,
         ondata: Handler = None,
         onwrite: Handler = None,
@@ -211,6 +216,8 @@ class Socket(EventTarget):
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
         self._ping_interval = ping_interval
+        check_proxy_option(proxy)
+        self._proxy = proxy
         self._keepalive = False
         self._verify_host = True
         self._enable_ssl = parsed.secure
@@ -238,6 +245,7 @@ class Socket(EventTarget):
         self.onwrite = onwrite
         self.onclose = onclose
         self._tls: Optional[ssl.SSLContext] = None
+        self._proxy_tls: Optional[ssl.SSLContext] = None
         self._listener = _Listener(self)
         self._link: Optional[Link] = None  # the current connection attempt or connection
         self._up = False  # ... and it is up
@@ -336,6 +344,10 @@ class Socket(EventTarget):
         if self._enable_ssl:
             # Warns (UserWarning) when verify_host is False.
             tls = make_context(self._ssl_context, self._cafile, verify=self._verify_host)
+        # TLS to an https:// proxy trusts what the server's TLS trusts (a private CA too).
+        self._proxy_tls = tls
+        if tls is None and (self._ssl_context is not None or self._cafile is not None):
+            self._proxy_tls = make_context(self._ssl_context, self._cafile)
         with self._lock:
             if self._opened or self._state == ReadyState.CLOSED:
                 raise InvalidStateError("open() may be called once; create a new Socket")
@@ -484,6 +496,8 @@ class Socket(EventTarget):
                 parsed.host,
                 parsed.port,
                 tls=self._tls,
+                proxy=self._proxy,
+                proxy_tls=self._proxy_tls,
                 keepalive=self._keepalive,
                 connect_timeout=self._connect_timeout,
                 close_timeout=self._close_timeout,
@@ -502,6 +516,8 @@ class Socket(EventTarget):
             target,
             display_url=target.display,
             tls=self._tls,
+            proxy=self._proxy,
+            proxy_tls=self._proxy_tls,
             connect_timeout=self._connect_timeout,
             ping_interval=ping,
             close_timeout=self._close_timeout,
