@@ -10,6 +10,8 @@ checked by the 4a server only (Dante checks none without identd).
 from __future__ import annotations
 
 import queue
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -19,7 +21,7 @@ import pytest
 from mesiboscript import Socket, SocketError, WebSocket
 from mesiboscript._socketio import SocketIO
 
-from .helpers import TIMEOUT, Certificates
+from .helpers import TIMEOUT, Certificates, free_port
 from .proxies import (
     PASSWORD,
     USER,
@@ -179,3 +181,109 @@ def test_client_through_proxy(
         assert error == SocketError.ProxyAuthenticationRequiredError
     else:
         assert error is None
+
+
+# -- each proxy failure, as HiFi's SocketError names it ----------------------------------------
+
+
+def _fails_with(proxy: str, url: str, **options: Any) -> tuple[SocketError, str]:
+    errors: list[SocketError] = []
+    ws = WebSocket(url, proxy=proxy, onerror=errors.append, **options)
+    assert ws.upgrade(TIMEOUT) is False
+    assert ws.read(TIMEOUT) is False
+    assert errors, "no error event"
+    return errors[0], str(ws.last_error)
+
+
+def test_auth_required_without_credentials(farm: Farm, echo_server: Any) -> None:
+    proxy = farm.get("http", True).url()
+    error, text = _fails_with(proxy, echo_server.url)
+    assert error == SocketError.ProxyAuthenticationRequiredError
+    assert "407" in text
+
+
+def test_wrong_password_is_never_shown(farm: Farm, echo_server: Any) -> None:
+    proxy = farm.get("socks5", True).url(f"{USER}:hunter2")
+    error, text = _fails_with(proxy, echo_server.url)
+    assert error == SocketError.ProxyAuthenticationRequiredError
+    assert "hunter2" not in text
+    assert f"socks5://***@127.0.0.1:{farm.get('socks5', True).port}" in text
+
+
+def test_refused(echo_server: Any) -> None:
+    error, _ = _fails_with(f"http://127.0.0.1:{free_port()}", echo_server.url)
+    assert error == SocketError.ProxyConnectionRefusedError
+
+
+def test_closed_before_answering(listener: socket.socket, echo_server: Any) -> None:
+    port = listener.getsockname()[1]
+    closer = threading.Thread(target=lambda: listener.accept()[0].close())
+    closer.start()
+    error, _ = _fails_with(f"socks5h://127.0.0.1:{port}", echo_server.url)
+    closer.join(TIMEOUT)
+    assert error == SocketError.ProxyConnectionClosedError
+
+
+def test_silent_proxy_times_out(listener: socket.socket, echo_server: Any) -> None:
+    # The kernel completes the TCP handshake (the backlog); nobody ever answers the CONNECT.
+    port = listener.getsockname()[1]
+    error, _ = _fails_with(f"http://127.0.0.1:{port}", echo_server.url, connect_timeout=0.3)
+    assert error == SocketError.ProxyConnectionTimeoutError
+
+
+def test_proxy_name_not_found(echo_server: Any) -> None:
+    error, _ = _fails_with("http://proxy.invalid:3128", echo_server.url)
+    assert error == SocketError.ProxyNotFoundError
+
+
+@pytest.mark.parametrize("scheme", ["http", "socks4a", "socks5h"])
+def test_protocol_error_a_proxy_url_pointing_at_an_ssh_server(
+    listener: socket.socket, echo_server: Any, scheme: str
+) -> None:
+    def ssh() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"SSH-2.0-OpenSSH_9.2p1\r\n\r\n")
+            conn.recv(1024)
+
+    server = threading.Thread(target=ssh)
+    server.start()
+    port = listener.getsockname()[1]
+    error, _ = _fails_with(f"{scheme}://127.0.0.1:{port}", echo_server.url)
+    server.join(TIMEOUT)
+    assert error == SocketError.ProxyProtocolError
+
+
+def test_socket_reports_the_proxy_member_too(echo_server_sock: Any) -> None:
+    s = Socket(echo_server_sock.url, proxy=f"socks5://127.0.0.1:{free_port()}", ondata=Socket.queue)
+    assert s.upgrade(TIMEOUT) is False
+    assert getattr(s.last_error, "error", None) == SocketError.ProxyConnectionRefusedError
+    s.close()
+
+
+# -- the environment, as curl reads it -----------------------------------------------------------
+
+
+def test_environment_proxy_no_proxy_and_false(
+    farm: Farm, echo_server: Any, echo_server_sock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = farm.get("http", True).url(f"{USER}:wrong")
+    socks_wrong = farm.get("socks5", True).url(f"{USER}:wrong")
+    monkeypatch.setenv("HTTP_PROXY", wrong)  # upper case counts when lower case is unset
+    monkeypatch.setenv("all_proxy", socks_wrong)
+    # Loopback is proxied (curl's rule): the wrong password shows the proxy was used.
+    error, _ = _fails_with(None, echo_server.url)  # type: ignore[arg-type]
+    assert error == SocketError.ProxyAuthenticationRequiredError
+    s = Socket(echo_server_sock.url, ondata=Socket.queue)  # sock:// reads all_proxy
+    assert s.upgrade(TIMEOUT) is False
+    assert getattr(s.last_error, "error", None) == SocketError.ProxyAuthenticationRequiredError
+    s.close()
+    # proxy=False ignores the environment; no_proxy (CIDR here) bypasses it.
+    assert _websocket(echo_server.url, False, None) is None  # type: ignore[arg-type]
+    monkeypatch.setenv("no_proxy", "example.com, 127.0.0.0/8")
+    assert _websocket(echo_server.url, None, None) is None  # type: ignore[arg-type]
+    assert _socket(echo_server_sock.url, None, None) is None  # type: ignore[arg-type]
+    # The right credentials in the environment: through the proxy.
+    monkeypatch.delenv("no_proxy")
+    monkeypatch.setenv("ws_proxy", farm.get("http", True).url(f"{USER}:{PASSWORD}"))
+    assert _websocket(echo_server.url, None, None) is None  # type: ignore[arg-type]
