@@ -520,6 +520,9 @@ class Socket(EventTarget):
             proxy_tls=self._proxy_tls,
             connect_timeout=self._connect_timeout,
             ping_interval=ping,
+            # A missed pong within one more interval ends the link: a half-open connection
+            # is found in at most two intervals, and a keepalive socket reconnects.
+            ping_timeout=ping,
             close_timeout=self._close_timeout,
             max_size=DEFAULT_MAX_SIZE,
         )

@@ -74,7 +74,12 @@ class WebSocket(DOMEventTarget):
         ping_timeout: fail the connection (1006) when nothing arrives this long after a ping.
         close_timeout: seconds to wait for the peer during the closing handshake.
         max_size: largest message accepted; a bigger one closes the connection with 1009.
-        proxy: ``http://[user:pass@]host:port`` of an HTTP CONNECT proxy.
+        proxy: ``None`` (default): from the environment as curl reads it (``ws_proxy``, else
+            ``http_proxy``, else ``all_proxy`` for ws://; ``wss_proxy``, ``https_proxy``,
+            ``all_proxy`` for wss://; ``no_proxy`` honoured); ``False``: none; or a URL
+            ``http://``, ``https://``, ``socks4://``, ``socks4a://``, ``socks5://``,
+            ``socks5h://`` with optional ``user:pass@``. TLS to an ``https://`` proxy trusts
+            what ``cafile``/``ssl_context`` trust.
         onopen, onmessage, onerror, onclose: handlers installed before the connection starts.
             Handlers assigned after the constructor never miss an event either, but in a
             thread-based program the connection may already be open (or failed) by then, so
