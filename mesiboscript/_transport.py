@@ -656,9 +656,20 @@ def _tls_pending(sock: socket.socket) -> bool:
 
 
 def _set_keepalive(sock: socket.socket) -> None:
-    """TCP keep-alive probes: first after 30 s idle, then every 10 s, dead after 3 misses."""
+    """TCP keep-alive probes: first after 30 s idle, then every 10 s, dead after 3 misses.
+
+    Probes go only while nothing is unacknowledged; data sent into a dead link would be
+    retransmitted for ~15 minutes. ``TCP_USER_TIMEOUT`` bounds that the same way: 60 s without
+    an acknowledgement ends the connection (and a keepalive ``Socket`` reconnects).
+    """
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+    options = (
+        ("TCP_KEEPIDLE", 30),
+        ("TCP_KEEPINTVL", 10),
+        ("TCP_KEEPCNT", 3),
+        ("TCP_USER_TIMEOUT", 60_000),
+    )
+    for name, value in options:
         option = getattr(socket, name, None)
         if option is not None:
             sock.setsockopt(socket.IPPROTO_TCP, option, value)

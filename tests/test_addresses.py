@@ -16,10 +16,17 @@ from typing import Any, Callable
 
 import pytest
 
-from mesiboscript import Socket, SocketError, WebSocket
+from mesiboscript import Socket, SocketError
 
 from .helpers import TIMEOUT, free_port
-from .test_proxy import Farm, _socket, _websocket, farm  # noqa: F401 - the fixture
+from .test_proxy import (  # noqa: F401 - farm is a fixture
+    Farm,
+    _socket,
+    _websocket,
+    ended,
+    failing_websocket,
+    farm,
+)
 
 _real_getaddrinfo = socket.getaddrinfo
 
@@ -123,9 +130,9 @@ def test_every_address_failing_reports_the_first_failure(
 ) -> None:
     port = free_port()
     multi(["127.0.0.2", "127.0.0.1"])
-    errors: list[SocketError] = []
-    ws = WebSocket(f"ws://multi.test:{port}/", proxy=False, onerror=errors.append)
+    ws, errors, closed = failing_websocket(f"ws://multi.test:{port}/", proxy=False)
     assert ws.upgrade(TIMEOUT) is False
+    ended(closed)
     assert errors == [SocketError.ConnectionRefusedError]
 
 
@@ -134,10 +141,10 @@ def test_hanging_addresses_end_at_connect_timeout(
 ) -> None:
     multi(["127.0.0.3", "127.0.0.3"])
     started = time.monotonic()
-    errors: list[SocketError] = []
-    ws = WebSocket(
-        f"ws://multi.test:{hanging}/", proxy=False, connect_timeout=0.6, onerror=errors.append
+    ws, errors, closed = failing_websocket(
+        f"ws://multi.test:{hanging}/", proxy=False, connect_timeout=0.6
     )
     assert ws.upgrade(TIMEOUT) is False
+    ended(closed)
     assert errors == [SocketError.SocketTimeoutError]
     assert time.monotonic() - started < 0.6 + TIMEOUT / 10

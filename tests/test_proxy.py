@@ -110,10 +110,25 @@ def _cells() -> list[Any]:
     return cells
 
 
-def _websocket(url: str, proxy: str, cafile: Optional[str]) -> Optional[SocketError]:
+def failing_websocket(
+    url: str, **options: Any
+) -> tuple[WebSocket, list[SocketError], threading.Event]:
+    """A WebSocket whose error events are recorded and whose close event is set: wait for
+    it (the error event comes first; ``upgrade()`` may return before the handlers ran)."""
     errors: list[SocketError] = []
-    ws = WebSocket(url, proxy=proxy, cafile=cafile, onerror=errors.append)
+    closed = threading.Event()
+    ws = WebSocket(url, onerror=errors.append, onclose=lambda e: closed.set(), **options)
+    return ws, errors, closed
+
+
+def ended(closed: threading.Event) -> None:
+    assert closed.wait(TIMEOUT), "no close event"
+
+
+def _websocket(url: str, proxy: str, cafile: Optional[str]) -> Optional[SocketError]:
+    ws, errors, closed = failing_websocket(url, proxy=proxy, cafile=cafile)
     if not ws.upgrade(TIMEOUT):
+        ended(closed)
         return errors[0] if errors else SocketError.UnknownSocketError
     ws.send("through the proxy")
     assert ws.read(TIMEOUT) == "through the proxy"
@@ -187,10 +202,9 @@ def test_client_through_proxy(
 
 
 def _fails_with(proxy: str, url: str, **options: Any) -> tuple[SocketError, str]:
-    errors: list[SocketError] = []
-    ws = WebSocket(url, proxy=proxy, onerror=errors.append, **options)
+    ws, errors, closed = failing_websocket(url, proxy=proxy, **options)
     assert ws.upgrade(TIMEOUT) is False
-    assert ws.read(TIMEOUT) is False
+    ended(closed)
     assert errors, "no error event"
     return errors[0], str(ws.last_error)
 

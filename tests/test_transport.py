@@ -565,3 +565,17 @@ def test_a_listener_raising_in_connection_lost_is_logged(
         on_loop(transport.abort)
         assert rec.lost == [None]
     assert "internal error while closing a connection" in caplog.text
+
+
+def test_keepalive_probes_and_a_bound_on_unacknowledged_data(listener: socket.socket) -> None:
+    rec = Rec()
+    transport = open_transport("127.0.0.1", listener.getsockname()[1], rec, keepalive=True)
+    rec.wait_made()
+    sock = on_loop(lambda: transport.socket)
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 10
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 60_000
+    on_loop(transport.close)
+    assert rec.wait_lost() is None
