@@ -181,8 +181,18 @@ def _open_stream(
     return sock
 
 
+# What ``connect`` accepts; http(s):// are taken as ws(s)://, as a browser's WebSocket does.
+_CONNECT_SCHEMES = ("ws", "wss", "sock", "socks")
+_SCHEME_LIST = "ws://, wss://, sock:// or socks:// (http:// and https:// mean ws:// and wss://)"
+
+
 def _connect(args: argparse.Namespace) -> int:
-    stream = args.url.split(":", 1)[0].lower() in ("sock", "socks")
+    scheme, sep, _rest = args.url.partition("://")
+    if not sep or scheme.lower() not in (*_CONNECT_SCHEMES, "http", "https"):
+        what = f"the scheme {scheme}://" if sep else "no scheme"
+        print(f"mesiboscript connect: {args.url!r} has {what}; use {_SCHEME_LIST}", file=sys.stderr)
+        return EXIT_USAGE
+    stream = scheme.lower() in ("sock", "socks")
     interactive = not args.exec and sys.stdin.isatty() and sys.stdout.isatty()
     console = _Console(sys.stdout, sys.stderr, interactive)
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -290,6 +300,27 @@ def _finish(
 # -- serve ----------------------------------------------------------------------------------
 
 
+def _missing_extra(command: str, schemes: Sequence[str]) -> Optional[str]:
+    """The one-line error for echo servers the installed extras cannot run, or None.
+
+    The servers run on ``websockets`` (the ``server`` extra, which ``demo`` needs); TLS servers
+    also need ``trustme`` for their throwaway CA, and ``serve`` is the ``testing`` extra, which has
+    both. Checked before anything starts, so the user gets one line naming what to install
+    rather than a traceback.
+    """
+    from importlib.util import find_spec
+
+    tls = [scheme for scheme in schemes if scheme in ("wss", "socks")]
+    extra = "server" if command == "demo" and not tls else "testing"
+    for package, needed_by in (("websockets", "the echo servers"), ("trustme", " and ".join(tls))):
+        if needed_by and find_spec(package) is None:
+            return (
+                f"mesiboscript {command}: {needed_by} need the {package} package, "
+                f'not installed: pip install "mesiboscript[{extra}]"'
+            )
+    return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     schemes = args.schemes or ["ws"]
     unknown = [scheme for scheme in schemes if scheme not in ("ws", "wss", "sock", "socks")]
@@ -299,9 +330,13 @@ def _serve(args: argparse.Namespace) -> int:
     if args.port and len(schemes) > 1:
         print("mesiboscript serve: --port needs a single scheme", file=sys.stderr)
         return EXIT_USAGE
+    missing = _missing_extra("serve", schemes)
+    if missing:
+        print(missing, file=sys.stderr)
+        return EXIT_USAGE
     try:
         from .testing import EchoServer
-    except ImportError as exc:
+    except ImportError as exc:  # installed, but broken
         print(f"mesiboscript serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -323,7 +358,7 @@ def _serve(args: argparse.Namespace) -> int:
                     delay=args.delay / 1000.0,
                     script=args.script,
                 )
-            except (ValueError, OSError) as exc:
+            except (ValueError, OSError, ImportError) as exc:
                 print(f"mesiboscript serve: {scheme}: {exc}", file=sys.stderr)
                 return EXIT_USAGE
             servers.append(server)
@@ -347,14 +382,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    try:
-        from .testing import EchoServer
-    except ImportError as exc:  # pragma: no cover - the server extra is missing
-        print(f"mesiboscript demo: {exc}", file=sys.stderr)
+    scheme = "wss" if args.tls else "ws"
+    missing = _missing_extra("demo", [scheme])
+    if missing:
+        print(missing, file=sys.stderr)
         return EXIT_USAGE
     from . import WebSocket
+    from .testing import EchoServer
 
-    scheme = "wss" if args.tls else "ws"
     with EchoServer(scheme) as server:
         print(f"Echo server listening on {server.url}", flush=True)
         options: dict[str, Any] = {}
@@ -403,7 +438,7 @@ def _parser() -> argparse.ArgumentParser:
     connect = commands.add_parser(
         "connect",
         help="talk to a server interactively (like wscat)",
-        description="Connect to URL (ws://, wss://, sock://, socks://). Lines typed or piped are "
+        description=f"Connect to URL: {_SCHEME_LIST}. Lines typed or piped are "
         "sent; received messages are printed after '< '. The close code is shown on disconnect.",
     )
     connect.add_argument("url", metavar="URL")
@@ -460,7 +495,9 @@ def _parser() -> argparse.ArgumentParser:
         "--delay", type=float, default=0.0, metavar="MS", help="delay each echo (ms)"
     )
     serve.add_argument(
-        "--script", metavar="PATH", help="script every connection, e.g. /echo/1/close"
+        "--script",
+        metavar="PATH",
+        help="script every connection, e.g. /echo/1/close (on sock/socks /echo/N counts lines)",
     )
     serve.set_defaults(run=_serve)
 

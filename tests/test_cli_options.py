@@ -3,11 +3,13 @@ the server, the input or the user ends first, and `serve`'s TLS and usage errors
 
 from __future__ import annotations
 
+import importlib
+import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
+from pathlib import Path
 from typing import Optional
 
 import pytest
@@ -201,19 +203,99 @@ def test_serve_refuses_a_bad_script() -> None:
     assert "mesiboscript serve: ws:" in result.stderr
 
 
-def test_serve_without_the_server_extra_is_a_usage_error() -> None:
-    """Without websockets (the server extra) `serve` says so and exits 2, with no traceback."""
-    code = textwrap.dedent(
-        """
-        import sys
-        sys.modules["websockets"] = None  # as if it were not installed
-        from mesiboscript.__main__ import main
-        sys.exit(main(["serve"]))
-        """
+# -- the README's install without the extras ------------------------------------------------------
+
+
+def venv_without_extras(folder: Path, *extras: str) -> str:
+    """A real virtual environment holding mesiboscript (this checkout, as ``pip install -e .``
+    adds it), its two required dependencies and only the ``extras`` packages named, linked from
+    the test environment: what a plain install gives, with no network. Its python's path."""
+    import venv
+
+    venv.create(folder, with_pip=False, symlinks=True)
+    python = folder / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (Path(site) / "mesiboscript-checkout.pth").write_text(ROOT + "\n")
+    for name in ("certifi", "websocket", *extras):
+        module = importlib.import_module(name)
+        (Path(site) / name).symlink_to(os.path.dirname(str(module.__file__)))
+    return str(python)
+
+
+@pytest.fixture(scope="module")
+def plain_install(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return venv_without_extras(tmp_path_factory.mktemp("plain"))
+
+
+@pytest.fixture(scope="module")
+def server_install(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The README's install: the ``server`` extra (websockets), not ``testing`` (trustme)."""
+    return venv_without_extras(tmp_path_factory.mktemp("server"), "websockets")
+
+
+def run_in(python: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [python, "-m", "mesiboscript", *args], capture_output=True, text=True, timeout=60
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
-    )
+
+
+def test_the_plain_install_really_lacks_the_extras(plain_install: str) -> None:
+    code = "import importlib.util as u; print([u.find_spec(n) for n in ('websockets', 'trustme')])"
+    result = subprocess.run([plain_install, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[None, None]"
+
+
+@pytest.mark.parametrize(
+    ("args", "needs"),
+    [
+        (
+            ["demo"],
+            'need the websockets package, not installed: pip install "mesiboscript[server]"',
+        ),
+        (
+            ["serve"],
+            'need the websockets package, not installed: pip install "mesiboscript[testing]"',
+        ),
+        (["serve", "sock"], "websockets package"),
+        (["demo", "--tls"], "websockets package"),
+    ],
+)
+def test_without_the_extras_one_line_names_the_extra(
+    plain_install: str, args: list[str], needs: str
+) -> None:
+    result = run_in(plain_install, *args)
     assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith("mesiboscript serve: ")
-    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"mesiboscript {args[0]}: ")
+    assert needs in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needs"),
+    [
+        (["demo", "--tls"], "wss need the trustme package"),
+        (["serve", "wss"], "wss need the trustme package"),
+        (["serve", "ws", "socks"], "socks need the trustme package"),
+        (["serve", "wss", "socks"], "wss and socks need the trustme package"),
+    ],
+)
+def test_tls_servers_after_the_readme_install_name_the_testing_extra(
+    server_install: str, args: list[str], needs: str
+) -> None:
+    result = run_in(server_install, *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert needs in result.stderr
+    assert result.stderr.endswith('not installed: pip install "mesiboscript[testing]"\n')
+
+
+def test_the_demo_works_after_the_readme_install(server_install: str) -> None:
+    result = run_in(server_install, "demo")
+    assert result.returncode == 0, result.stderr
+    assert "< Hello from mesiboscript!" in result.stdout
