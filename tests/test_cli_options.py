@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -92,7 +93,9 @@ def test_connect_socks_insecure_warns(echo_server_socks: EchoServer) -> None:
     result = cli("connect", echo_server_socks.url, "--insecure", "-x", "tls", "-n", "1", "-w", "30")
     assert result.returncode == 0, result.stderr
     assert "< tls" in result.stdout
-    assert "verification is turned off" in result.stderr
+    assert result.stderr == (
+        "warning: --insecure: the server's certificate and host name are not checked\n"
+    )
 
 
 # -- connect: who ends it -------------------------------------------------------------------------
@@ -161,16 +164,21 @@ def test_connect_interrupted_while_connecting() -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
 def test_connect_interactive_shows_an_error_above_the_prompt() -> None:
-    """In a terminal an error clears the prompt line, is printed, and the prompt comes back."""
+    """In a terminal an error gets a line of its own (erasing the prompt), and no prompt is left."""
     with (
         RawServer(conn_timeout=TIMEOUT) as server,
         Terminal("-m", "mesiboscript", "connect", server.url("/reserved_opcode"), cwd=ROOT) as term,
     ):
         # The server breaks the protocol at once: the error comes while the prompt shows.
         term.read_until(b"(press CTRL+C to quit)")
-        term.read_until(b"\r\x1b[Kerror: ")
+        term.read_until(b"error: ")
         term.read_until(b"Disconnected (code: 1006")
         assert term.proc.wait(TIMEOUT) == 1
+        term.read_until(b"\n")
+        # The error starts its own line (erasing the prompt if it showed yet); none after the
+        # close.
+        assert re.search(rb"(\r\n|> \r\x1b\[J)\x1b\[33merror: ", term.screen), term.screen
+        assert term.screen.endswith(b"wasClean: False)\x1b[39m\r\n"), term.screen
 
 
 # -- serve --------------------------------------------------------------------------------------
@@ -299,3 +307,46 @@ def test_the_demo_works_after_the_readme_install(server_install: str) -> None:
     result = run_in(server_install, "demo")
     assert result.returncode == 0, result.stderr
     assert "< Hello from mesiboscript!" in result.stdout
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+def test_connect_interactive_without_readline(echo_server: EchoServer) -> None:
+    """Where Python has no readline, input() reads the line; a message redraws the prompt."""
+    code = (
+        "import sys; sys.modules['readline'] = None\n"
+        "from mesiboscript.__main__ import main\n"
+        f"sys.exit(main(['connect', {echo_server.url + 'greet/hi'!r}]))\n"
+    )
+    with Terminal("-c", code, cwd=ROOT) as term:
+        term.read_until(b"< hi")
+        term.type(b"typed\n")
+        term.read_until(b"< typed")
+        term.type(b"\x04")
+        term.read_until(b"Disconnected (code: 1000")
+        assert term.proc.wait(TIMEOUT) == 0
+
+
+def test_escape_colour_and_width_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mesiboscript.__main__ import _cell_width, _escape, wants_colour
+
+    assert _escape("a\tb\nc\x1b[2J\r\x00\x7f\x9b\u202e\u2069é") == (
+        "a\tb\nc\\x1b[2J\\r\\x00\\x7f\\x9b\\u202e\\u2069é"
+    )
+    assert _cell_width("ab") == 2
+    assert _cell_width("日本") == 4
+    assert _cell_width("e\u0301") == 1
+
+    class Tty:
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert wants_colour(Tty())  # type: ignore[arg-type]
+    assert not wants_colour(object())  # type: ignore[arg-type]
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not wants_colour(Tty())  # type: ignore[arg-type]
+    monkeypatch.setenv("NO_COLOR", "")  # set but empty: no-color.org says colour stays on
+    assert wants_colour(Tty())  # type: ignore[arg-type]
+    monkeypatch.setenv("TERM", "dumb")
+    assert not wants_colour(Tty())  # type: ignore[arg-type]
