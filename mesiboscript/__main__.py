@@ -277,7 +277,8 @@ def _open_websocket(
         if not sep:
             raise ValueError(f"--header must look like 'Name: value', not {header!r}")
         headers[name.strip()] = value.strip()
-    options: dict[str, Any] = dict(_client_tls(args))
+    secure = args.url.lower().startswith(("wss:", "https:"))
+    options: dict[str, Any] = dict(_client_tls(args)) if secure else {}
     if headers:
         options["headers"] = headers
     if args.origin:
@@ -502,11 +503,14 @@ def _missing_extra(command: str, schemes: Sequence[str]) -> Optional[str]:
 
     tls = [scheme for scheme in schemes if scheme in ("wss", "socks")]
     extra = "server" if command == "demo" and not tls else "testing"
-    for package, needed_by in (("websockets", "the echo servers"), ("trustme", " and ".join(tls))):
-        if needed_by and find_spec(package) is None:
+    needs = [("websockets", "the echo servers run on it")]
+    if tls:
+        needs.append(("trustme", f"it makes the certificate of {', '.join(tls)}"))
+    for package, why in needs:
+        if find_spec(package) is None:
             return (
-                f"mesiboscript {command}: {needed_by} need the {package} package, "
-                f'not installed: pip install "mesiboscript[{extra}]"'
+                f"mesiboscript {command}: {package} is not installed ({why}): "
+                f'pip install "mesiboscript[{extra}]"'
             )
     return None
 

@@ -71,7 +71,9 @@ def connect(url: str, *options: str, env: str = "-u NO_COLOR") -> Tmux:
     """``mesiboscript connect`` in a tmux pane; when it ends, its exit status and the terminal's
     settings (``stty -a``) are shown below it."""
     command = shlex.join([sys.executable, "-m", "mesiboscript", "connect", url, *options])
-    return Tmux(f'env {env} {command}; echo "exit status $?"; stty -a', cwd=ROOT)
+    return Tmux(
+        f'env {env} {command}; echo "exit status $?"; stty -a; echo "(stty done)"', cwd=ROOT
+    )
 
 
 def prompt_line(term: Tmux) -> str:
@@ -80,8 +82,8 @@ def prompt_line(term: Tmux) -> str:
 
 def after_exit(term: Tmux, status: int) -> list[str]:
     """Wait for the program to end with ``status``; the lines it left (``stty`` output cut)."""
-    term.wait_for(f"exit status {status}")
-    lines = term.lines()
+    term.wait_for("(stty done)")
+    lines = term.lines()[:-1]
     end = next(i for i, line in enumerate(lines) if line.endswith(f"exit status {status}"))
     assert lines[end] == f"exit status {status}", f"left on the last line: {lines[end]!r}"
     shown, stty = lines[:end], " ".join(lines[end + 1 :])
