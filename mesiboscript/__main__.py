@@ -76,15 +76,18 @@ def _cell_width(text: str) -> int:
 class _LineEditor:
     """Reads typed lines with the stdlib ``readline`` (line editing, history), when it exists.
 
-    Knows what is typed but not yet sent (the line buffer) and where the cursor is in it, so a
-    message printed meanwhile can redraw both. The cursor position is readline's ``rl_point``,
-    which the ``readline`` module does not expose: it is read through ``ctypes`` from the library
-    the module is linked to; without it the cursor is put back at the end of the line.
+    Knows what is typed but not yet sent (the line buffer), where the cursor is in it, and
+    whether the line was just accepted (Enter), so a message printed meanwhile can redraw the
+    line. The cursor position and the accepted flag are readline's ``rl_point`` and ``rl_done``,
+    which the ``readline`` module does not expose: they are read through ``ctypes`` from the
+    library the module is linked to (GNU readline or libedit). Without them the cursor is put
+    back at the end of the line.
     """
 
     def __init__(self) -> None:
         self.readline: Any = None
         self._point: Any = None
+        self._done: Any = None
         try:
             import readline
         except ImportError:  # Windows, or a Python built without it: plain input()
@@ -93,9 +96,11 @@ class _LineEditor:
         try:
             import ctypes
 
-            self._point = ctypes.c_int.in_dll(ctypes.CDLL(readline.__file__), "rl_point")
+            library = ctypes.CDLL(readline.__file__)
+            self._point = ctypes.c_int.in_dll(library, "rl_point")
+            self._done = ctypes.c_int.in_dll(library, "rl_done")
         except (ImportError, OSError, ValueError, AttributeError, TypeError):
-            self._point = None
+            self._point = self._done = None
 
     def buffer(self) -> tuple[str, str]:
         """What is typed, split at the cursor (both empty without readline)."""
@@ -108,6 +113,11 @@ class _LineEditor:
         raw = text.encode(encoding, "surrogateescape")
         point = max(0, min(len(raw), int(self._point.value)))
         return raw[:point].decode(encoding, "replace"), raw[point:].decode(encoding, "replace")
+
+    def accepted(self) -> bool:
+        """The line was accepted (Enter: readline moved to a new line) and input() has not
+        returned it yet."""
+        return self._done is not None and bool(self._done.value)
 
     def set_pre_input_hook(self, hook: Optional[Callable[[], None]]) -> bool:
         """Call ``hook`` once the prompt shows, before keys are read; False if not possible."""
@@ -126,6 +136,10 @@ class _Console:
     it was: an incoming message never destroys the line being typed. The last line (the close)
     brings no prompt back. Messages are printed with the terminal's control characters escaped;
     colour is on where the stream is a terminal and ``NO_COLOR`` is not set.
+
+    The prompt's states: ``_starting`` from the call of ``input()`` until readline has drawn the
+    prompt and calls the pre-input hook (what is printed then erases the line, and the hook draws
+    the prompt again once), ``_prompting`` from the hook until ``input()`` returns.
     """
 
     def __init__(self, out: TextIO, err: TextIO, interactive: bool) -> None:
@@ -136,7 +150,9 @@ class _Console:
         self.colour_err = wants_colour(err)
         self.editor = _LineEditor() if interactive else None
         self._lock = threading.Lock()
-        self._prompting = False  # the prompt shows and input() is reading
+        self._starting = False  # input() is called; the prompt may or may not be drawn yet
+        self._prompting = False  # the prompt shows and keys are read
+        self._dirty = False  # printed while starting: the hook draws the prompt again
         self._finished = False  # the last line is printed: no prompt comes back
 
     def _paint(self, text: str, colour: Optional[str], on: bool) -> str:
@@ -163,15 +179,20 @@ class _Console:
 
     def _print(self, stream: TextIO, text: str, final: bool) -> None:
         with self._lock:
-            prompting = self._prompting and not self._finished
-            if prompting:
+            editing = self._prompting and not self._finished
+            if editing and self.editor is not None and self.editor.accepted():
+                editing = False  # Enter was pressed: the cursor is on a new, empty line
+            if editing:
                 self._erase_prompt()
-                self.out.flush()
+            elif self._starting and not self._finished:
+                self.out.write("\r\x1b[K")  # a prompt readline may have drawn
+                self._dirty = True
+            self.out.flush()
             stream.write(text + "\n")
             stream.flush()
             if final:
                 self._finished = True
-            elif prompting:
+            elif editing:
                 self._redraw_prompt()
             self.out.flush()
 
@@ -185,17 +206,30 @@ class _Console:
     # -- reading typed lines (interactive) ------------------------------------------------------
 
     def _prompt_shows(self) -> None:
+        """readline's pre-input hook: the prompt is drawn, no key is read yet."""
         with self._lock:
+            if self._finished:
+                self.out.write("\r\x1b[K")  # no prompt after the last line
+            elif self._dirty:
+                # Something was printed around the time readline drew the prompt: draw it again
+                # where readline believes it is (the line is empty, the cursor after it).
+                self.out.write("\r\x1b[K" + PROMPT)
+            self.out.flush()
+            self._dirty = self._starting = False
             self._prompting = True
 
     def read_line(self) -> str:
         """The next line typed at the prompt; ``EOFError`` at Ctrl-D (its prompt erased)."""
         assert self.editor is not None
         hooked = self.editor.set_pre_input_hook(self._prompt_shows)
-        if not hooked:
-            self._prompt_shows()
+        with self._lock:
+            if hooked:
+                self._starting = True
+            else:
+                self._prompting = True  # no hook: the prompt is taken to show from now on
+            prompt = "" if self._finished else PROMPT
         try:
-            return input("" if self._finished else PROMPT)
+            return input(prompt)
         except EOFError:
             with self._lock:
                 if not self._finished:
@@ -204,7 +238,7 @@ class _Console:
             raise
         finally:
             with self._lock:
-                self._prompting = False
+                self._prompting = self._starting = False
             if hooked:
                 self.editor.set_pre_input_hook(None)
 

@@ -177,7 +177,8 @@ def test_connect_interactive_shows_an_error_above_the_prompt() -> None:
         term.read_until(b"\n")
         # The error starts its own line (erasing the prompt if it showed yet); none after the
         # close.
-        assert re.search(rb"(\r\n|> \r\x1b\[J)\x1b\[33merror: ", term.screen), term.screen
+        assert re.search(rb"(\r\n|\r\x1b\[J|\r\x1b\[K)\x1b\[33merror: ", term.screen), term.screen
+        assert b"> > " not in term.screen
         assert term.screen.endswith(b"wasClean: False)\x1b[39m\r\n"), term.screen
 
 

@@ -200,3 +200,38 @@ def test_a_message_while_a_long_line_wraps(peer: Peer) -> None:
         assert peer.next_message() == typed
         term.keys("C-d")
         after_exit(term, 0)
+
+
+def test_a_burst_of_messages_while_typing_and_sending(peer: Peer) -> None:
+    """Messages arrive without pause while lines are typed and sent: every message is shown on
+    a line of its own, the prompt is on the last line only, and what is typed arrives whole."""
+    with connect(peer.url) as term:
+        term.wait_for("(press CTRL+C to quit)")
+        stop = threading.Event()
+
+        def flood() -> None:
+            n = 0
+            while not stop.is_set():
+                peer.send(f"m{n}")
+                n += 1
+
+        sender = threading.Thread(target=flood)
+        sender.start()
+        try:
+            for word in ("alpha", "beta", "gamma"):
+                term.type(word)
+                term.keys("Enter")
+                assert peer.next_message() == word
+            term.type("still typing")
+        finally:
+            stop.set()
+            sender.join(TIMEOUT)
+        term.wait_for(lambda: prompt_line(term) == "> still typing", "the typed line, last")
+        lines = term.lines()
+        shown = ("< m", "Connected", "> alpha", "> beta", "> gamma")
+        odd = [(i, line) for i, line in enumerate(lines[:-1]) if not line.startswith(shown)]
+        assert not odd, (odd, lines[-3:])
+        term.keys("Enter")
+        assert peer.next_message() == "still typing"
+        term.keys("C-d")
+        after_exit(term, 0)
