@@ -52,6 +52,7 @@ import inspect
 import ssl
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
 from . import _lifetime
@@ -61,11 +62,13 @@ from ._exceptions import InvalidStateError
 from ._inbox import Inbox, not_on_loop
 from ._links import Link, LinkEnd, StreamLink
 from ._loop import Loop, TimerHandle, get_loop, logger
+from ._proxy import check_proxy_option
 from ._reconnect import Reconnector, ReconnectPolicy
 from ._sendbuffer import Chunk, SendBuffer, SendBufferFull
 from ._tls import make_context
 from ._validation import InvalidArgumentError, parse_url
 from ._wslink import DEFAULT_MAX_SIZE, WebSocketLink
+from .sansio.deflate import DeflateOptions
 
 __all__ = ["SendBufferFull", "Socket"]
 
@@ -199,6 +202,11 @@ class Socket(EventTarget):
             maximum, each with ±20 % jitter.
         ping_interval: ``ws``/``wss``: seconds between pings; ``None`` (the default) pings
             every 20 s with ``keepalive`` and never without.
+        proxy: ``None`` (default): from the environment (``ws``/``wss`` as ``WebSocket`` reads
+            it; ``sock``/``socks``: ``all_proxy``); ``False``: none; or a proxy URL
+            (``http://``, ``https://``, ``socks4[a]://``, ``socks5[h]://``, ``user:pass@``).
+        compression, compression_options: ``ws``/``wss``: permessage-deflate, as for
+            :class:`~mesiboscript.WebSocket` (``"deflate"`` by default; ``None`` offers nothing).
         onconnect, ondata, onwrite, onclose: the handlers, as keywords.
 
     Raises:
@@ -237,6 +245,9 @@ class Socket(EventTarget):
         retry_delay: float = 0.1,
         max_retry_delay: float = 30.0,
         ping_interval: Optional[float] = None,
+        proxy: Union[bool, str, None] = None,
+        compression: Optional[str] = "deflate",
+        compression_options: Optional[Mapping[str, Any]] = None,
         onconnect: Optional[ConnectHandler] = None,
         ondata: Optional[DataHandler] = None,
         onwrite: Optional[WriteHandler] = None,
@@ -296,6 +307,9 @@ class Socket(EventTarget):
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
         self._ping_interval = ping_interval
+        check_proxy_option(proxy)
+        self._proxy = proxy
+        self._deflate = DeflateOptions.from_options(compression, compression_options)
         self._keepalive = False
         self._verify_host = True
         self._enable_ssl = parsed.secure
@@ -323,6 +337,7 @@ class Socket(EventTarget):
         self.onwrite = onwrite
         self.onclose = onclose
         self._tls: Optional[ssl.SSLContext] = None
+        self._proxy_tls: Optional[ssl.SSLContext] = None
         self._listener = _Listener(self)
         self._link: Optional[Link] = None  # the current connection attempt or connection
         self._up = False  # ... and it is up
@@ -425,6 +440,10 @@ class Socket(EventTarget):
         if self._enable_ssl:
             # Warns (UserWarning) when verify_host is False.
             tls = make_context(self._ssl_context, self._cafile, verify=self._verify_host)
+        # TLS to an https:// proxy trusts what the server's TLS trusts (a private CA too).
+        self._proxy_tls = tls
+        if tls is None and (self._ssl_context is not None or self._cafile is not None):
+            self._proxy_tls = make_context(self._ssl_context, self._cafile)
         with self._lock:
             if self._opened or self._state == ReadyState.CLOSED:
                 raise InvalidStateError("open() may be called once; create a new Socket")
@@ -573,6 +592,8 @@ class Socket(EventTarget):
                 parsed.host,
                 parsed.port,
                 tls=self._tls,
+                proxy=self._proxy,
+                proxy_tls=self._proxy_tls,
                 keepalive=self._keepalive,
                 connect_timeout=self._connect_timeout,
                 close_timeout=self._close_timeout,
@@ -591,10 +612,16 @@ class Socket(EventTarget):
             target,
             display_url=target.display,
             tls=self._tls,
+            proxy=self._proxy,
+            proxy_tls=self._proxy_tls,
             connect_timeout=self._connect_timeout,
             ping_interval=ping,
+            # A missed pong within one more interval ends the link: a half-open connection
+            # is found in at most two intervals, and a keepalive socket reconnects.
+            ping_timeout=ping,
             close_timeout=self._close_timeout,
             max_size=DEFAULT_MAX_SIZE,
+            compression=self._deflate,
         )
 
     # -- I/O thread: link events -----------------------------------------------------------

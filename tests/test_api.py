@@ -216,7 +216,7 @@ def test_bad_protocols_raise(protocols: list[object]) -> None:
         {"connect_timeout": 0},
         {"ping_interval": -1},
         {"max_size": 0},
-        {"proxy": "socks5://127.0.0.1:1080"},
+        {"proxy": "ftp://127.0.0.1:1080"},
     ],
 )
 def test_bad_options_raise(options: dict[str, object]) -> None:
