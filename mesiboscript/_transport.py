@@ -141,11 +141,6 @@ class Transport:
         return self._queued - self._written
 
     @property
-    def proxy(self) -> Optional[Proxy]:
-        """The proxy this connection goes through, once :meth:`start` chose it."""
-        return self._proxy
-
-    @property
     def timeout_error(self) -> SocketError:
         """What a connect timeout now means: the proxy was too slow while it is being reached
         or negotiated with (``ProxyConnectionTimeoutError``), else ``SocketTimeoutError``."""

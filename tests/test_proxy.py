@@ -301,3 +301,55 @@ def test_environment_proxy_no_proxy_and_false(
     monkeypatch.delenv("no_proxy")
     monkeypatch.setenv("ws_proxy", farm.get("http", True).url(f"{USER}:{PASSWORD}"))
     assert _websocket(echo_server.url, None, None) is None  # type: ignore[arg-type]
+
+
+# -- paths the table does not take -----------------------------------------------------------
+
+
+def test_tls_inside_tls_carries_megabytes_and_the_servers_close(
+    farm: Farm, echo_server_factory: Callable[..., Any], echo_ca: Any
+) -> None:
+    """wss:// through an https:// proxy: the relay under backpressure both ways, then the end
+    of the tunnel (the server closes after its close frame)."""
+    server = echo_server_factory("wss")
+    proxy = farm.url("https", "none")
+    ws = WebSocket(server.url, proxy=proxy, cafile=echo_ca.cafile)
+    assert ws.upgrade(TIMEOUT)
+    blobs = [bytes([i]) * 900_000 for i in range(8)]
+    for blob in blobs:
+        ws.send(blob)
+    for blob in blobs:
+        assert ws.read(TIMEOUT) == blob
+    ws.close()
+    assert ws.read(TIMEOUT) is False
+    closing = WebSocket(server.url + "close/4000/bye", proxy=proxy, cafile=echo_ca.cafile)
+    assert closing.upgrade(TIMEOUT)
+    assert closing.read(TIMEOUT) is False
+    assert closing.readyState == WebSocket.CLOSED
+
+
+def test_an_https_proxy_certificate_is_verified(farm: Farm, echo_server: Any) -> None:
+    # No cafile: the default context (certifi) does not trust the test CA that signed the
+    # proxy's certificate.
+    error, _ = _fails_with(farm.url("https", "none"), echo_server.url)
+    assert error == SocketError.SslHandshakeFailedError
+
+
+@pytest.mark.parametrize("kind", ["socks5", "socks4"])
+def test_client_side_resolution_for_socks5_and_socks4(
+    farm: Farm, echo_server: Any, kind: str
+) -> None:
+    url = echo_server.url.replace("127.0.0.1", "localhost")
+    assert _websocket(url, farm.url(kind, "none"), None) is None
+
+
+def test_client_side_resolution_failures(
+    farm: Farm, echo_server_factory: Callable[..., Any]
+) -> None:
+    error, _ = _fails_with(farm.url("socks5", "none"), "ws://name.invalid/")
+    assert error == SocketError.HostNotFoundError
+    # SOCKS 4 carries IPv4 addresses only: an IPv6 literal cannot go through it.
+    server = echo_server_factory("ws", host="::1")
+    error, text = _fails_with(farm.url("socks4", "none"), server.url)
+    assert error == SocketError.ProxyProtocolError
+    assert "IPv4 addresses only" in text
