@@ -19,7 +19,19 @@ from typing import Any, Callable, ClassVar, Optional, Union
 
 from . import _lifetime
 from ._constants import ReadyState
-from ._events import CloseData, ErrorEvent, Event
+from ._events import (
+    ONCLOSE_DOC,
+    ONERROR_DOC,
+    ONMESSAGE_DOC,
+    ONOPEN_DOC,
+    CloseData,
+    CloseHandler,
+    ErrorEvent,
+    ErrorHandler,
+    Event,
+    MessageHandler,
+    OpenHandler,
+)
 from ._eventtarget import DOMEventTarget, EventHandler
 from ._exceptions import ConnectionClosed, InvalidStateError, socket_error_for
 from ._inbox import Inbox, not_on_loop
@@ -37,7 +49,6 @@ __all__ = ["DEFAULT_MAX_SIZE", "WebSocket"]
 # (TCP backpressure reaches the server); reading resumes under the low-water mark.
 _HIGH_WATER_BYTES = 1024 * 1024
 _HIGH_WATER_COUNT = 4096
-Handler = Optional[Callable[..., Any]]
 SendData = Union[str, bytes, bytearray, memoryview, dict, list]  # type: ignore[type-arg]
 
 
@@ -59,6 +70,21 @@ def _encode(data: object) -> tuple[int, bytes]:
 @_lifetime.session_type
 class WebSocket(DOMEventTarget):
     """A WebSocket client with the browser's (WHATWG) semantics.
+
+    Handlers (attributes or constructor keywords; they run on the library's I/O thread, and one
+    that raises is logged on the ``mesiboscript`` logger, never turned into ``onerror``):
+
+    - ``onopen()``: the connection is open.
+    - ``onmessage(event)``: a :class:`MessageData`; ``event.data`` is ``str`` for a text message,
+      ``bytes`` for a binary one.
+    - ``onerror(error)``: the connection failed; ``error`` is a :class:`SocketError` member
+      (``error.name``, ``error.message``); ``onclose`` follows.
+    - ``onclose(event)``: a :class:`CloseData` (``code``, ``reason``, ``wasClean``), once.
+
+    ``addEventListener(type, listener)`` adds listeners that get event objects, as in a browser.
+    Assigning an unknown handler (``ws.onOpen = f``) raises ``AttributeError``. If the connection
+    fails while no ``onerror``/``onclose`` handler or listener is set, one WARNING on the
+    ``mesiboscript`` logger names the URL and the cause.
 
     Args:
         url: ``ws://`` or ``wss://`` URL (``http``/``https`` map to them), or another
@@ -95,10 +121,10 @@ class WebSocket(DOMEventTarget):
     CLOSING = ReadyState.CLOSING
     CLOSED = ReadyState.CLOSED
 
-    onopen = EventHandler()
-    onmessage = EventHandler()
-    onerror = EventHandler()
-    onclose = EventHandler()
+    onopen: EventHandler[OpenHandler] = EventHandler(doc=ONOPEN_DOC)
+    onmessage: EventHandler[MessageHandler] = EventHandler(doc=ONMESSAGE_DOC)
+    onerror: EventHandler[ErrorHandler] = EventHandler(doc=ONERROR_DOC)
+    onclose: EventHandler[CloseHandler] = EventHandler(doc=ONCLOSE_DOC)
 
     # What readyState says inside a handler on the I/O thread, whenever the event is delivered.
     _STATE_AT_EVENT: ClassVar[dict[str, Any]] = {
@@ -129,10 +155,10 @@ class WebSocket(DOMEventTarget):
         close_timeout: float = 5.0,
         max_size: int = DEFAULT_MAX_SIZE,
         proxy: Union[bool, str, None] = None,
-        onopen: Handler = None,
-        onmessage: Handler = None,
-        onerror: Handler = None,
-        onclose: Handler = None,
+        onopen: Optional[OpenHandler] = None,
+        onmessage: Optional[MessageHandler] = None,
+        onerror: Optional[ErrorHandler] = None,
+        onclose: Optional[CloseHandler] = None,
     ) -> None:
         if isinstance(url, WebSocket):
             other: WebSocket = url
@@ -423,6 +449,13 @@ class WebSocket(DOMEventTarget):
                 )
         if end.failure is not None:
             error = socket_error_for(end.failure)
+            self._warn_if_unheard(
+                ("error", "close"),
+                "WebSocket connection to %s failed: %s (%s); no onerror or onclose handler is set",
+                self._parsed.display,
+                end.failure,
+                error.name,
+            )
             self._emit("error", (error,), (ErrorEvent(error, end.failure, target=self),))
         self._emit("close", (CloseData(end.code, end.reason, end.was_clean, target=self),))
         _lifetime.release(self)
