@@ -335,9 +335,11 @@ class Transport:
         if err:
             sock.close()
             self._first_error = self._first_error or OSError(err, _strerror(err))
-            if not self._attempts:  # nothing else in flight: the next address now
-                self._cancel_attempts()
-                self._connect_next()
+            # The next address now, not after the delay (RFC 8305 §5); with none left, this
+            # fails only once no other attempt is in flight.
+            if self._attempt_timer is not None:
+                self._attempt_timer.cancel()
+            self._connect_next()
             return
         self._cancel_attempts()
         self._sock = sock
