@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -353,3 +354,20 @@ def test_client_side_resolution_failures(
     error, text = _fails_with(farm.url("socks4", "none"), server.url)
     assert error == SocketError.ProxyProtocolError
     assert "IPv4 addresses only" in text
+
+
+def test_the_unheard_failure_warning_hides_proxy_credentials(
+    farm: Farm, echo_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = farm.get("http", True).url(f"{USER}:hunter2")
+    with caplog.at_level("WARNING", logger="mesiboscript"):
+        ws = WebSocket(echo_server.url, proxy=proxy)  # nobody listens: one WARNING
+        assert ws.upgrade(TIMEOUT) is False
+        deadline = time.monotonic() + TIMEOUT
+        while not caplog.records and time.monotonic() < deadline:
+            time.sleep(0.01)  # the warning is decided after a short grace
+    assert caplog.records, "no warning"
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "hunter2" not in logged
+    assert "ProxyAuthenticationRequiredError" in logged
+    assert "hunter2" not in repr(ws)
