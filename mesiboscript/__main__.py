@@ -1,7 +1,9 @@
 """The command line: ``python -m mesiboscript`` (or ``mesiboscript``).
 
-- ``connect URL``: an interactive client like wscat. Lines typed are sent; messages are printed
-  after ``< ``; the close code is shown. ``--exec`` and piped standard input script it.
+- ``connect URL``: an interactive client like wscat. Lines typed are sent (read with the stdlib
+  ``readline`` when there is one: editing and history); messages are printed after ``< ``, above
+  the line being typed, with control characters escaped; the close code is shown. ``--exec`` and
+  piped standard input script it.
 - ``serve [SCHEME ...]``: echo servers for ``ws``, ``wss``, ``sock``, ``socks``.
 - ``demo``: starts an embedded echo server, echoes one message through it with the library's
   ``WebSocket``, prints it and exits 0. Needs no network.
@@ -10,14 +12,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import queue
+import re
 import signal
 import ssl
 import sys
 import threading
 import time
-import warnings
-from collections.abc import Callable, Sequence
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any, Optional, TextIO
 
@@ -33,55 +38,227 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+PROMPT = "> "
+
+# What a terminal would act on rather than show: C0 and C1 controls (tab and newline excepted)
+# and the bidirectional overrides that reorder what is shown. Shown escaped, as repr() would.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+# wscat's colours: received messages blue, connect/disconnect green, errors yellow.
+BLUE, GREEN, YELLOW = "\x1b[34m", "\x1b[32m", "\x1b[33m"
+_DEFAULT_COLOUR = "\x1b[39m"
+
+
+def _escape(text: str) -> str:
+    """``text`` with the characters a terminal would obey (a server's ``\\x1b[2J`` clears the
+    screen, ``\\r`` overwrites the line) shown escaped: ``\\x1b``, ``\\r``, ``\\u202e``."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+def wants_colour(stream: TextIO) -> bool:
+    """Colour on a terminal only, and never when ``NO_COLOR`` is set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
+
+
+def _cell_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: wide East Asian characters two, combining ones 0."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
+class _LineEditor:
+    """Reads typed lines with the stdlib ``readline`` (line editing, history), when it exists.
+
+    Knows what is typed but not yet sent (the line buffer), where the cursor is in it, and
+    whether the line was just accepted (Enter), so a message printed meanwhile can redraw the
+    line. The cursor position and the accepted flag are readline's ``rl_point`` and ``rl_done``,
+    which the ``readline`` module does not expose: they are read through ``ctypes`` from the
+    library the module is linked to (GNU readline or libedit). Without them the cursor is put
+    back at the end of the line.
+    """
+
+    def __init__(self) -> None:
+        self.readline: Any = None
+        self._point: Any = None
+        self._done: Any = None
+        try:
+            import readline
+        except ImportError:  # Windows, or a Python built without it: plain input()
+            return
+        self.readline = readline
+        try:
+            import ctypes
+
+            library = ctypes.CDLL(readline.__file__)
+            self._point = ctypes.c_int.in_dll(library, "rl_point")
+            self._done = ctypes.c_int.in_dll(library, "rl_done")
+        except (ImportError, OSError, ValueError, AttributeError, TypeError):
+            self._point = self._done = None
+
+    def buffer(self) -> tuple[str, str]:
+        """What is typed, split at the cursor (both empty without readline)."""
+        if self.readline is None:
+            return "", ""
+        text: str = self.readline.get_line_buffer()
+        if self._point is None:
+            return text, ""
+        encoding = sys.stdout.encoding or "utf-8"
+        raw = text.encode(encoding, "surrogateescape")
+        point = max(0, min(len(raw), int(self._point.value)))
+        return raw[:point].decode(encoding, "replace"), raw[point:].decode(encoding, "replace")
+
+    def accepted(self) -> bool:
+        """The line was accepted (Enter: readline moved to a new line) and input() has not
+        returned it yet."""
+        return self._done is not None and bool(self._done.value)
+
+    def set_pre_input_hook(self, hook: Optional[Callable[[], None]]) -> bool:
+        """Call ``hook`` once the prompt shows, before keys are read; False if not possible."""
+        if self.readline is None or not hasattr(self.readline, "set_pre_input_hook"):
+            return False
+        self.readline.set_pre_input_hook(hook)
+        return True
+
+
 class _Console:
-    """Thread-safe output; in a terminal, messages arriving mid-typing keep the ``> `` prompt."""
+    """The output of ``connect``, safe from any thread.
+
+    In a terminal (``interactive``) the user types at a ``> `` prompt, read by :meth:`read_line`
+    on a thread of its own. Something printed while the prompt shows (a message, an error) erases
+    the prompt line, is printed, and the prompt comes back with what was typed and the cursor where
+    it was: an incoming message never destroys the line being typed. The last line (the close)
+    brings no prompt back. Messages are printed with the terminal's control characters escaped;
+    colour is on where the stream is a terminal and ``NO_COLOR`` is not set.
+
+    The prompt's states: ``_starting`` from the call of ``input()`` until readline has drawn the
+    prompt and calls the pre-input hook (what is printed then erases the line, and the hook draws
+    the prompt again once), ``_prompting`` from the hook until ``input()`` returns.
+    """
 
     def __init__(self, out: TextIO, err: TextIO, interactive: bool) -> None:
         self.out = out
         self.err = err
         self.interactive = interactive
+        self.colour_out = wants_colour(out)
+        self.colour_err = wants_colour(err)
+        self.editor = _LineEditor() if interactive else None
         self._lock = threading.Lock()
+        self._starting = False  # input() is called; the prompt may or may not be drawn yet
+        self._prompting = False  # the prompt shows and keys are read
+        self._dirty = False  # printed while starting: the hook draws the prompt again
+        self._finished = False  # the last line is printed: no prompt comes back
 
-    def line(self, text: str) -> None:
+    def _paint(self, text: str, colour: Optional[str], on: bool) -> str:
+        return f"{colour}{text}{_DEFAULT_COLOUR}" if colour and on else text
+
+    def _erase_prompt(self) -> None:
+        """Move to the first row of the prompt (typed text may wrap) and clear to the end."""
+        assert self.editor is not None
+        before, _after = self.editor.buffer()
+        try:  # the terminal's own width: $COLUMNS (which shutil prefers) may be stale
+            columns = os.get_terminal_size(self.out.fileno()).columns or 80
+        except (OSError, ValueError):
+            columns = 80
+        rows_up = (_cell_width(PROMPT + before)) // columns
+        self.out.write((f"\x1b[{rows_up}A" if rows_up else "") + "\r\x1b[J")
+
+    def _redraw_prompt(self) -> None:
+        assert self.editor is not None
+        before, after = self.editor.buffer()
+        self.out.write(PROMPT + before + after)
+        back = _cell_width(after)
+        if back:
+            self.out.write(f"\x1b[{back}D")
+
+    def _print(self, stream: TextIO, text: str, final: bool) -> None:
         with self._lock:
-            if self.interactive:
-                self.out.write("\r\x1b[K" + text + "\n> ")
-            else:
-                self.out.write(text + "\n")
+            editing = self._prompting and not self._finished
+            if editing and self.editor is not None and self.editor.accepted():
+                editing = False  # Enter was pressed: the cursor is on a new, empty line
+            if editing:
+                self._erase_prompt()
+            elif self._starting and not self._finished:
+                self.out.write("\r\x1b[K")  # a prompt readline may have drawn
+                self._dirty = True
+            self.out.flush()
+            stream.write(text + "\n")
+            stream.flush()
+            if final:
+                self._finished = True
+            elif editing:
+                self._redraw_prompt()
             self.out.flush()
 
-    def error(self, text: str) -> None:
-        with self._lock:
-            if self.interactive:
-                self.out.write("\r\x1b[K")
-                self.out.flush()
-            self.err.write(text + "\n")
-            self.err.flush()
-            if self.interactive:
-                self.out.write("> ")
-                self.out.flush()
+    def line(self, text: str, colour: Optional[str] = None, final: bool = False) -> None:
+        """Print a line on standard output; ``final``: the last one, no prompt after it."""
+        self._print(self.out, self._paint(text, colour, self.colour_out), final)
 
-    def prompt(self) -> None:
-        if self.interactive:
+    def error(self, text: str) -> None:
+        self._print(self.err, self._paint(text, YELLOW, self.colour_err), False)
+
+    # -- reading typed lines (interactive) ------------------------------------------------------
+
+    def _prompt_shows(self) -> None:
+        """readline's pre-input hook: the prompt is drawn, no key is read yet."""
+        with self._lock:
+            if self._finished:
+                self.out.write("\r\x1b[K")  # no prompt after the last line
+            elif self._dirty:
+                # Something was printed around the time readline drew the prompt: draw it again
+                # where readline believes it is (the line is empty, the cursor after it).
+                self.out.write("\r\x1b[K" + PROMPT)
+            self.out.flush()
+            self._dirty = self._starting = False
+            self._prompting = True
+
+    def read_line(self) -> str:
+        """The next line typed at the prompt; ``EOFError`` at Ctrl-D (its prompt erased)."""
+        assert self.editor is not None
+        hooked = self.editor.set_pre_input_hook(self._prompt_shows)
+        with self._lock:
+            if hooked:
+                self._starting = True
+            else:
+                self._prompting = True  # no hook: the prompt is taken to show from now on
+            prompt = "" if self._finished else PROMPT
+        try:
+            return input(prompt)
+        except EOFError:
             with self._lock:
-                self.out.write("> ")
-                self.out.flush()
+                if not self._finished:
+                    self.out.write("\r\x1b[K")  # Ctrl-D leaves the cursor after the prompt
+                    self.out.flush()
+            raise
+        finally:
+            with self._lock:
+                self._prompting = self._starting = False
+            if hooked:
+                self.editor.set_pre_input_hook(None)
 
 
 def _show(data: Any) -> str:
     if isinstance(data, str):
-        return data
+        return _escape(data)
     raw = bytes(data)
     return f"[binary, {len(raw)} bytes] {raw.hex()}"
 
 
 def _show_stream(data: bytes) -> str:
     text = data.decode("utf-8", "replace")
-    return text[:-1] if text.endswith("\n") else text
+    if text.endswith("\n"):
+        text = text[:-2] if text.endswith("\r\n") else text[:-1]
+    return _escape(text)
 
 
 def _read_lines(source: TextIO, events: queue.Queue[tuple[str, Any]]) -> None:
-    """Feed lines from standard input into the event queue; ``eof`` at the end."""
+    """Feed lines from piped standard input into the event queue; ``eof`` at the end."""
     try:
         for line in iter(source.readline, ""):
             events.put(("line", line.rstrip("\r\n")))
@@ -90,15 +267,29 @@ def _read_lines(source: TextIO, events: queue.Queue[tuple[str, Any]]) -> None:
     events.put(("eof", None))
 
 
+def _read_terminal(console: _Console, events: queue.Queue[tuple[str, Any]]) -> None:
+    """Feed lines typed at the prompt into the event queue; ``eof`` at Ctrl-D."""
+    if hasattr(signal, "pthread_sigmask"):
+        # Ctrl-C must reach the main thread (waiting on the queue), not this one.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        while True:
+            events.put(("line", console.read_line()))
+    except (EOFError, OSError, ValueError):
+        pass  # Ctrl-D, or the terminal went away
+    events.put(("eof", None))
+
+
 # -- connect --------------------------------------------------------------------------------
 
 
 def _client_tls(args: argparse.Namespace) -> dict[str, Any]:
     if args.insecure:
-        warnings.warn(
-            "--insecure: the server's certificate and host name are not checked",
-            UserWarning,
-            stacklevel=2,
+        # One line, where Python's warning would print two (and the library's, for socks://,
+        # two more): the choice was the user's, the reminder is enough.
+        print(
+            "warning: --insecure: the server's certificate and host name are not checked",
+            file=sys.stderr,
         )
         context = ssl.create_default_context()
         context.check_hostname = False
@@ -120,7 +311,8 @@ def _open_websocket(
         if not sep:
             raise ValueError(f"--header must look like 'Name: value', not {header!r}")
         headers[name.strip()] = value.strip()
-    options: dict[str, Any] = dict(_client_tls(args))
+    secure = args.url.lower().startswith(("wss:", "https:"))
+    options: dict[str, Any] = dict(_client_tls(args)) if secure else {}
     if headers:
         options["headers"] = headers
     if args.origin:
@@ -131,17 +323,19 @@ def _open_websocket(
 
     def on_error(error: Any) -> None:
         cause = ws.last_error
-        console.error(f"error: {error.name}" + (f": {cause}" if cause else ""))
+        console.error(f"error: {error.name}" + (f": {_escape(str(cause))}" if cause else ""))
 
     def on_close(event: Any) -> None:
         console.line(
-            f'Disconnected (code: {event.code}, reason: "{event.reason}", '
-            f"wasClean: {event.wasClean})"
+            f'Disconnected (code: {int(event.code)}, reason: "{_escape(event.reason)}", '
+            f"wasClean: {event.wasClean})",
+            GREEN,
+            final=True,
         )
         events.put(("close", event.wasClean))
 
     def on_message(event: Any) -> None:
-        console.line("< " + _show(event.data))
+        console.line("< " + _show(event.data), BLUE)
         events.put(("message", None))
 
     ws.onopen = lambda: events.put(("open", ws.protocol))
@@ -161,17 +355,15 @@ def _open_stream(
         raise ValueError("sock:// and socks:// need mesiboscript.Socket, not in this version")
     if args.header or args.origin or args.subprotocol:
         raise ValueError("--header, --origin and --subprotocol are for ws:// and wss:// only")
-    # Mesibo's Socket: a private CA through cafile=, no checks through verify_host (it warns).
-    sock = socket_class(args.url, cafile=args.cafile) if args.cafile else socket_class(args.url)
-    if args.insecure:
-        sock.verify_host = False
+    tls = _client_tls(args) if args.url.lower().startswith("socks:") else {}
+    sock = socket_class(args.url, **tls)
 
     def on_data(_s: Any, data: Any) -> None:
-        console.line("< " + (_show_stream(data) if isinstance(data, bytes) else _show(data)))
+        console.line("< " + (_show_stream(data) if isinstance(data, bytes) else _show(data)), BLUE)
         events.put(("message", None))
 
     def on_close(_s: Any) -> None:
-        console.line("Disconnected")
+        console.line("Disconnected", GREEN, final=True)
         events.put(("close", True))
 
     sock.onconnect = lambda _s: events.put(("open", ""))
@@ -181,9 +373,22 @@ def _open_stream(
     return sock
 
 
+# What ``connect`` accepts; http(s):// are taken as ws(s)://, as a browser's WebSocket does.
+_CONNECT_SCHEMES = ("ws", "wss", "sock", "socks")
+_SCHEME_LIST = "ws://, wss://, sock:// or socks:// (http:// and https:// mean ws:// and wss://)"
+
+
 def _connect(args: argparse.Namespace) -> int:
-    stream = args.url.split(":", 1)[0].lower() in ("sock", "socks")
+    scheme, sep, _rest = args.url.partition("://")
+    if not sep or scheme.lower() not in (*_CONNECT_SCHEMES, "http", "https"):
+        what = f"the scheme {scheme}://" if sep else "no scheme"
+        print(f"mesiboscript connect: {args.url!r} has {what}; use {_SCHEME_LIST}", file=sys.stderr)
+        return EXIT_USAGE
+    stream = scheme.lower() in ("sock", "socks")
     interactive = not args.exec and sys.stdin.isatty() and sys.stdout.isatty()
+    # In a terminal, Ctrl-D closes at once (what was typed is written first); piped input waits
+    # for replies.
+    wait = args.wait if args.wait is not None else (0.0 if interactive else 2.0)
     console = _Console(sys.stdout, sys.stderr, interactive)
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
     try:
@@ -209,55 +414,85 @@ def _connect(args: argparse.Namespace) -> int:
         elif kind == "close":
             closed = bool(value)
 
-    try:
-        # Wait until connected (or failed: the library's connect timeout bounds this).
-        while True:
-            kind, value = events.get()
-            if kind == "open":
-                break
-            handle(kind, value)
-            if closed is not None:
-                return EXIT_FAILED
-        suffix = f" (subprotocol: {value})" if value else ""
-        if interactive:
-            console.out.write(f"Connected to {args.url}{suffix} (press CTRL+C to quit)\n")
-            console.prompt()
-        else:
-            console.line(f"Connected to {args.url}{suffix}")
-
-        if args.exec:
-            for command in args.exec:
-                send(command)
-        else:
-            reader = threading.Thread(
-                target=_read_lines, args=(sys.stdin, events), name="mesiboscript-stdin", daemon=True
-            )
-            reader.start()
-            while closed is None:
+    with _terminal_restored(interactive):
+        try:
+            # Wait until connected (or failed: the library's connect timeout bounds this).
+            while True:
                 kind, value = events.get()
-                if kind == "line":
-                    send(value)
-                    console.prompt()
-                elif kind == "eof":
+                if kind == "open":
                     break
-                else:
-                    handle(kind, value)
+                handle(kind, value)
+                if closed is not None:
+                    return EXIT_FAILED
+            suffix = f" (subprotocol: {value})" if value else ""
+            if interactive:
+                console.line(f"Connected to {args.url}{suffix} (press CTRL+C to quit)", GREEN)
+            else:
+                console.line(f"Connected to {args.url}{suffix}")
 
-        # Input is over: wait for replies (--wait seconds, or --count messages), then close.
-        deadline = time.monotonic() + args.wait
-        while closed is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
+            if args.exec:
+                for command in args.exec:
+                    send(command)
+            else:
+                reader = threading.Thread(
+                    target=_read_terminal if interactive else _read_lines,
+                    args=(console, events) if interactive else (sys.stdin, events),
+                    name="mesiboscript-stdin",
+                    daemon=True,
+                )
+                reader.start()
+                while closed is None:
+                    kind, value = events.get()
+                    if kind == "line":
+                        send(value)
+                    elif kind == "eof":
+                        break
+                    else:
+                        handle(kind, value)
+
+            # Input is over: wait for replies (--wait seconds, or --count messages), then close.
+            deadline = time.monotonic() + wait
+            while closed is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    kind, value = events.get(timeout=remaining)
+                except queue.Empty:
+                    break
+                handle(kind, value)
+            return _finish(conn, events, handle, lambda: closed, stream)
+        except KeyboardInterrupt:
+            _finish(conn, events, handle, lambda: closed, stream)
+            return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _terminal_restored(interactive: bool) -> Iterator[None]:
+    """Put the terminal back as it was on the way out.
+
+    readline switches the terminal to character-at-a-time input without echo while it reads a
+    line. When the connection ends while the user is typing, the program exits with that read
+    still open on its thread: without this the shell would be left echoing nothing.
+    """
+    saved: Any = None
+    if interactive:
+        try:
+            import termios
+
+            saved = termios.tcgetattr(sys.stdin.fileno())
+        except (ImportError, OSError, ValueError):  # not POSIX, or not a terminal after all
+            saved = None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            import termios
+
             try:
-                kind, value = events.get(timeout=remaining)
-            except queue.Empty:
-                break
-            handle(kind, value)
-        return _finish(conn, events, handle, lambda: closed, stream)
-    except KeyboardInterrupt:
-        _finish(conn, events, handle, lambda: closed, stream)
-        return EXIT_INTERRUPTED
+                termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
+            except (OSError, ValueError):
+                pass  # the terminal is gone: nothing to restore
 
 
 def _close(conn: Any, stream: bool) -> None:
@@ -290,6 +525,30 @@ def _finish(
 # -- serve ----------------------------------------------------------------------------------
 
 
+def _missing_extra(command: str, schemes: Sequence[str]) -> Optional[str]:
+    """The one-line error for echo servers the installed extras cannot run, or None.
+
+    The servers run on ``websockets`` (the ``server`` extra, which ``demo`` needs); TLS servers
+    also need ``trustme`` for their throwaway CA, and ``serve`` is the ``testing`` extra, which has
+    both. Checked before anything starts, so the user gets one line naming what to install
+    rather than a traceback.
+    """
+    from importlib.util import find_spec
+
+    tls = [scheme for scheme in schemes if scheme in ("wss", "socks")]
+    extra = "server" if command == "demo" and not tls else "testing"
+    needs = [("websockets", "the echo servers run on it")]
+    if tls:
+        needs.append(("trustme", f"it makes the certificate of {', '.join(tls)}"))
+    for package, why in needs:
+        if find_spec(package) is None:
+            return (
+                f"mesiboscript {command}: {package} is not installed ({why}): "
+                f'pip install "mesiboscript[{extra}]"'
+            )
+    return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     schemes = args.schemes or ["ws"]
     unknown = [scheme for scheme in schemes if scheme not in ("ws", "wss", "sock", "socks")]
@@ -299,9 +558,13 @@ def _serve(args: argparse.Namespace) -> int:
     if args.port and len(schemes) > 1:
         print("mesiboscript serve: --port needs a single scheme", file=sys.stderr)
         return EXIT_USAGE
+    missing = _missing_extra("serve", schemes)
+    if missing:
+        print(missing, file=sys.stderr)
+        return EXIT_USAGE
     try:
         from .testing import EchoServer
-    except ImportError as exc:
+    except ImportError as exc:  # installed, but broken
         print(f"mesiboscript serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -323,7 +586,7 @@ def _serve(args: argparse.Namespace) -> int:
                     delay=args.delay / 1000.0,
                     script=args.script,
                 )
-            except (ValueError, OSError) as exc:
+            except (ValueError, OSError, ImportError) as exc:
                 print(f"mesiboscript serve: {scheme}: {exc}", file=sys.stderr)
                 return EXIT_USAGE
             servers.append(server)
@@ -347,14 +610,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    try:
-        from .testing import EchoServer
-    except ImportError as exc:  # pragma: no cover - the server extra is missing
-        print(f"mesiboscript demo: {exc}", file=sys.stderr)
+    scheme = "wss" if args.tls else "ws"
+    missing = _missing_extra("demo", [scheme])
+    if missing:
+        print(missing, file=sys.stderr)
         return EXIT_USAGE
     from . import WebSocket
+    from .testing import EchoServer
 
-    scheme = "wss" if args.tls else "ws"
     with EchoServer(scheme) as server:
         print(f"Echo server listening on {server.url}", flush=True)
         options: dict[str, Any] = {}
@@ -403,7 +666,7 @@ def _parser() -> argparse.ArgumentParser:
     connect = commands.add_parser(
         "connect",
         help="talk to a server interactively (like wscat)",
-        description="Connect to URL (ws://, wss://, sock://, socks://). Lines typed or piped are "
+        description=f"Connect to URL: {_SCHEME_LIST}. Lines typed or piped are "
         "sent; received messages are printed after '< '. The close code is shown on disconnect.",
     )
     connect.add_argument("url", metavar="URL")
@@ -419,9 +682,10 @@ def _parser() -> argparse.ArgumentParser:
         "-w",
         "--wait",
         type=float,
-        default=2.0,
+        default=None,
         metavar="SECONDS",
-        help="after the input ends, wait this long for replies before closing (default 2)",
+        help="after the input ends, wait this long for replies before closing (default 2; "
+        "0 in a terminal, where Ctrl-D closes at once)",
     )
     connect.add_argument(
         "-n", "--count", type=int, default=0, metavar="N", help="close after N messages received"
@@ -460,7 +724,9 @@ def _parser() -> argparse.ArgumentParser:
         "--delay", type=float, default=0.0, metavar="MS", help="delay each echo (ms)"
     )
     serve.add_argument(
-        "--script", metavar="PATH", help="script every connection, e.g. /echo/1/close"
+        "--script",
+        metavar="PATH",
+        help="script every connection, e.g. /echo/1/close (on sock/socks /echo/N counts lines)",
     )
     serve.set_defaults(run=_serve)
 
