@@ -371,3 +371,23 @@ def test_the_unheard_failure_warning_hides_proxy_credentials(
     assert "hunter2" not in logged
     assert "ProxyAuthenticationRequiredError" in logged
     assert "hunter2" not in repr(ws)
+
+
+@pytest.mark.parametrize("scheme", ["wss", "socks"])
+def test_tls_inside_tls_reports_the_server_dropping_the_connection(
+    farm: Farm, echo_server_factory: Callable[..., Any], echo_ca: Any, scheme: str
+) -> None:
+    """The far end goes away first: the relay sees the proxy's TLS end and ends the tunnel."""
+    server = echo_server_factory(scheme, script="drop" if scheme == "socks" else None)
+    proxy = farm.url("https", "none")
+    if scheme == "wss":
+        ws, errors, closed = failing_websocket(
+            server.url + "drop", proxy=proxy, cafile=echo_ca.cafile
+        )
+        ended(closed)
+        assert ws.readyState == WebSocket.CLOSED
+        assert len(errors) == 1  # an unclean end: error, then close (1006)
+        return
+    s = Socket(server.url, proxy=proxy, cafile=echo_ca.cafile, ondata=Socket.queue)
+    s.upgrade(TIMEOUT)
+    assert s.read(TIMEOUT) is False  # the tunnel ended: the socket closed (no keepalive)
