@@ -112,10 +112,12 @@ class SocketIO(StrictHandlers, EventTarget):
         TypeError: an auth payload that is not a JSON-serialisable dict; an unknown option.
     """
 
-    onconnect = EventHandler()
-    onmessage = EventHandler()
-    ondisconnect = EventHandler()
-    onconnect_error = EventHandler()
+    onconnect: EventHandler[Callable[[], object]] = EventHandler(doc="onconnect(): connected.")
+    onmessage: EventHandler[Callable[..., object]] = EventHandler(doc="onmessage(*args)")
+    ondisconnect: EventHandler[Callable[[str], object]] = EventHandler(doc="ondisconnect(reason)")
+    onconnect_error: EventHandler[Callable[[dict[str, Any]], object]] = EventHandler(
+        doc="onconnect_error(data): connecting failed; data['message'] says why."
+    )
 
     _MAX_HELD = _MAX_HELD  # events of one name kept while no handler for it is set
 

@@ -23,6 +23,7 @@ from ._constants import ReadyState, SocketError
 from ._exceptions import ConnectionFailed
 from ._links import LinkEnd, LinkListener
 from ._loop import Loop, TimerHandle
+from ._proxy import ProxyOption
 from ._transport import Buffer, Transport, TransportListener
 from ._validation import ParsedURL
 from .sansio.connection import ClientConnection
@@ -58,7 +59,8 @@ class WebSocketLink(TransportListener):
         headers: tuple[tuple[str, str], ...] = (),
         origin: Optional[str] = None,
         tls: Any = None,
-        proxy: Optional[str] = None,
+        proxy: ProxyOption = False,
+        proxy_tls: Any = None,
         connect_timeout: Optional[float] = 30.0,
         ping_interval: Optional[float] = None,
         ping_timeout: Optional[float] = 20.0,
@@ -95,6 +97,7 @@ class WebSocketLink(TransportListener):
         self._display_url = display_url
         self._tls = tls
         self._proxy = proxy
+        self._proxy_tls = proxy_tls
         self._connect_timeout = connect_timeout
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
@@ -166,7 +169,13 @@ class WebSocketLink(TransportListener):
             self._pump()
             return
         self._transport = Transport(
-            self._loop, self, self._host, self._port, tls=self._tls, proxy=self._proxy
+            self._loop,
+            self,
+            self._host,
+            self._port,
+            tls=self._tls,
+            proxy=self._proxy,
+            proxy_tls=self._proxy_tls,
         )
         if self._connect_timeout is not None:
             self._timer = self._loop.call_later(self._connect_timeout, self._on_connect_timeout)
@@ -369,7 +378,9 @@ class WebSocketLink(TransportListener):
         self._core_fail(
             ConnectionFailed(
                 f"timed out after {self._connect_timeout} s opening {self._display_url}",
-                SocketError.SocketTimeoutError,
+                self._transport.timeout_error
+                if self._transport is not None
+                else SocketError.SocketTimeoutError,
             )
         )
 
