@@ -44,6 +44,7 @@ from ._exceptions import ConnectionFailed, InvalidStateError
 from ._loop import Loop, TimerHandle, get_loop
 from ._validation import InvalidArgumentError
 from ._websocket import WebSocket
+from .sansio.deflate import DeflateOptions
 
 __all__ = ["SocketIO"]
 
@@ -105,7 +106,8 @@ class SocketIO(StrictHandlers, EventTarget):
             gets ``{"message": "timeout"}``.
         **options: passed to :class:`WebSocket` (``headers``, ``origin``, ``ssl_context``,
             ``cafile``, ``connect_timeout``, ``ping_interval``, ``ping_timeout``,
-            ``close_timeout``, ``max_size``, ``proxy``).
+            ``close_timeout``, ``max_size``, ``proxy``, ``compression``,
+            ``compression_options``).
 
     Raises:
         ValueError: a bad URL, protocol, path, namespace or option (nothing is sent).
@@ -160,6 +162,10 @@ class SocketIO(StrictHandlers, EventTarget):
         self._auto = protocol == "auto"
         self._timeout = timeout
         self._options = options
+        # Checked now, not at the first connection: bad input raises at once.
+        DeflateOptions.from_options(
+            options.get("compression", "deflate"), options.get("compression_options")
+        )
 
         # Shared with user threads, under _lock.
         self._lock = threading.Lock()

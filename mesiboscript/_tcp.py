@@ -52,6 +52,7 @@ import inspect
 import ssl
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
 from . import _lifetime
@@ -67,6 +68,7 @@ from ._sendbuffer import Chunk, SendBuffer, SendBufferFull
 from ._tls import make_context
 from ._validation import InvalidArgumentError, parse_url
 from ._wslink import DEFAULT_MAX_SIZE, WebSocketLink
+from .sansio.deflate import DeflateOptions
 
 __all__ = ["SendBufferFull", "Socket"]
 
@@ -196,6 +198,8 @@ class Socket(EventTarget):
         proxy: ``None`` (default): from the environment (``ws``/``wss`` as ``WebSocket`` reads
             it; ``sock``/``socks``: ``all_proxy``); ``False``: none; or a proxy URL
             (``http://``, ``https://``, ``socks4[a]://``, ``socks5[h]://``, ``user:pass@``).
+        compression, compression_options: ``ws``/``wss``: permessage-deflate, as for
+            :class:`~mesiboscript.WebSocket` (``"deflate"`` by default; ``None`` offers nothing).
         onconnect, ondata, onwrite, onclose: the handlers, as keywords.
 
     Raises:
@@ -235,6 +239,8 @@ class Socket(EventTarget):
         max_retry_delay: float = 30.0,
         ping_interval: Optional[float] = None,
         proxy: Union[bool, str, None] = None,
+        compression: Optional[str] = "deflate",
+        compression_options: Optional[Mapping[str, Any]] = None,
         onconnect: Optional[ConnectHandler] = None,
         ondata: Optional[DataHandler] = None,
         onwrite: Optional[WriteHandler] = None,
@@ -296,6 +302,7 @@ class Socket(EventTarget):
         self._ping_interval = ping_interval
         check_proxy_option(proxy)
         self._proxy = proxy
+        self._deflate = DeflateOptions.from_options(compression, compression_options)
         self._keepalive = False
         self._verify_host = True
         self._enable_ssl = parsed.secure
@@ -607,6 +614,7 @@ class Socket(EventTarget):
             ping_timeout=ping,
             close_timeout=self._close_timeout,
             max_size=DEFAULT_MAX_SIZE,
+            compression=self._deflate,
         )
 
     # -- I/O thread: link events -----------------------------------------------------------

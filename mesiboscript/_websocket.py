@@ -14,6 +14,7 @@ import json
 import ssl
 import threading
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any, Callable, ClassVar, Optional, Union
 
@@ -41,6 +42,7 @@ from ._proxy import check_proxy_option
 from ._tls import make_context
 from ._validation import ParsedURL, check_close, check_header, parse_protocols, parse_url
 from ._wslink import DEFAULT_MAX_SIZE, WebSocketLink
+from .sansio.deflate import DeflateOptions
 from .sansio.frames import BINARY, TEXT
 
 __all__ = ["DEFAULT_MAX_SIZE", "WebSocket"]
@@ -99,7 +101,14 @@ class WebSocket(DOMEventTarget):
         ping_interval: send a ping this often (seconds); ``None`` sends none, as browsers do.
         ping_timeout: fail the connection (1006) when nothing arrives this long after a ping.
         close_timeout: seconds to wait for the peer during the closing handshake.
-        max_size: largest message accepted; a bigger one closes the connection with 1009.
+        max_size: largest message accepted (also after decompression); a bigger one closes the
+            connection with 1009.
+        compression: ``"deflate"`` (the default) offers permessage-deflate as Chromium does;
+            ``None`` offers nothing.
+        compression_options: the memory and CPU compression spends, as a dict with any of
+            ``client_max_window_bits`` (8..15, default 15), ``server_max_window_bits`` (8..15,
+            asked of the server; default: not asked), ``mem_level`` (1..9, default 8) and
+            ``level`` (-1..9, default -1: zlib's 6). docs/compression.md gives the cost of each.
         proxy: ``None`` (default): from the environment as curl reads it (``ws_proxy``, else
             ``http_proxy``, else ``all_proxy`` for ws://; ``wss_proxy``, ``https_proxy``,
             ``all_proxy`` for wss://; ``no_proxy`` honoured); ``False``: none; or a URL
@@ -155,6 +164,8 @@ class WebSocket(DOMEventTarget):
         close_timeout: float = 5.0,
         max_size: int = DEFAULT_MAX_SIZE,
         proxy: Union[bool, str, None] = None,
+        compression: Optional[str] = "deflate",
+        compression_options: Optional[Mapping[str, Any]] = None,
         onopen: Optional[OpenHandler] = None,
         onmessage: Optional[MessageHandler] = None,
         onerror: Optional[ErrorHandler] = None,
@@ -187,6 +198,7 @@ class WebSocket(DOMEventTarget):
         if not isinstance(max_size, int) or max_size <= 0:
             raise ValueError(f"max_size must be a positive int, not {max_size!r}")
         check_proxy_option(proxy)
+        deflate = DeflateOptions.from_options(compression, compression_options)
         self._origin = origin
         self._ssl_context = ssl_context
         self._proxy = proxy
@@ -235,6 +247,7 @@ class WebSocket(DOMEventTarget):
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
             max_size=max_size,
+            compression=deflate,
             lock=self._lock,
             cond=self._cond,
         )
@@ -264,7 +277,7 @@ class WebSocket(DOMEventTarget):
 
     @property
     def extensions(self) -> str:
-        """The extensions the server accepted (always ``""``: none are offered)."""
+        """The server's ``Sec-WebSocket-Extensions`` value as sent (``""``: none agreed)."""
         return self._link.core.extensions
 
     @property
@@ -304,8 +317,11 @@ class WebSocket(DOMEventTarget):
 
     # -- sending ---------------------------------------------------------------------------
 
-    def send(self, data: SendData) -> None:
+    def send(self, data: SendData, compress: bool = True) -> None:
         """Queue a message: ``str`` (and ``dict``/``list`` as JSON) as text, bytes-like as binary.
+
+        With permessage-deflate agreed the message is compressed; ``compress=False`` sends this
+        one as it is (data that is compressed already: images, archives).
 
         Raises:
             InvalidStateError: while CONNECTING. Once closing has begun, nothing is sent and
@@ -315,13 +331,15 @@ class WebSocket(DOMEventTarget):
         if self._link.state is ReadyState.CONNECTING:
             raise InvalidStateError("send() called while the WebSocket is still CONNECTING")
         opcode, payload = _encode(data)
-        self._queue(opcode, payload, None)
+        self._queue(opcode, payload, None, compress)
 
-    def _queue(self, opcode: int, payload: bytes, future: Optional[Future[None]]) -> bool:
+    def _queue(
+        self, opcode: int, payload: bytes, future: Optional[Future[None]], compress: bool = True
+    ) -> bool:
         if future is not None:
             with self._lock:
                 self._futures.add(future)
-        return self._link.send_threadsafe(opcode, payload, future)
+        return self._link.send_threadsafe(opcode, payload, future, compress)
 
     def _written(self, future: Any) -> None:
         """The message sent with this Future is wholly in the kernel."""

@@ -27,6 +27,7 @@ from ._proxy import ProxyOption
 from ._transport import Buffer, Transport, TransportListener
 from ._validation import ParsedURL
 from .sansio.connection import ClientConnection
+from .sansio.deflate import DeflateOptions
 from .sansio.events import Message, Opened
 from .sansio.frames import BINARY, TEXT, build_frame
 
@@ -66,6 +67,7 @@ class WebSocketLink(TransportListener):
         ping_timeout: Optional[float] = 20.0,
         close_timeout: float = 5.0,
         max_size: int = DEFAULT_MAX_SIZE,
+        compression: Optional[DeflateOptions] = None,
         lock: Optional[Any] = None,
         cond: Optional[threading.Condition] = None,
     ) -> None:
@@ -88,6 +90,7 @@ class WebSocketLink(TransportListener):
             origin=origin,
             headers=headers,
             max_size=max_size,
+            compression=compression,
         )
         self._loop = loop
         self._listener = listener
@@ -133,12 +136,26 @@ class WebSocketLink(TransportListener):
         """Bytes of messages accepted for sending and not yet handed to the kernel."""
         return self._accepted - self._written
 
-    def send_threadsafe(self, opcode: int, payload: Buffer, token: object = None) -> bool:
+    def send_threadsafe(
+        self, opcode: int, payload: Buffer, token: object = None, compress: bool = True
+    ) -> bool:
         """Queue a message from any thread; False when the core refused it (not OPEN, or our
         close frame is out). It is written on the I/O thread's next turn, with whatever else was
         queued meanwhile (one system call for the batch). :attr:`buffered` counts it either way
-        (the standard's ``bufferedAmount`` grows even once closing has begun)."""
+        (the standard's ``bufferedAmount`` grows even once closing has begun). With
+        permessage-deflate agreed the core compresses it under the lock (the compressor's
+        context follows the wire's order), unless ``compress`` is false."""
         size = len(payload)
+        if compress and self.core.deflate is not None:
+            with self._lock:
+                self._accepted += size
+                if not self.core.send_message(opcode, payload, (token, size)):
+                    return False
+                if self._pump_scheduled:
+                    return True
+                self._pump_scheduled = True
+            self._loop.call_soon_threadsafe(self._pump)
+            return True
         frame = build_frame(opcode, payload)  # masked before the lock: the I/O thread reads on
         with self._lock:
             self._accepted += size

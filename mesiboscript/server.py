@@ -67,6 +67,7 @@ from ._exceptions import ConnectionClosed, InvalidStateError
 from ._inbox import Inbox
 from ._loop import get_loop, in_io_thread
 from ._validation import check_close
+from .sansio.deflate import DeflateOptions
 
 __all__ = ["ServerWebSocket", "Signal", "WebSocketServer"]
 
@@ -498,6 +499,27 @@ def _usv(text: str) -> str:
     return text
 
 
+def _compression_args(
+    compression: Optional[str], options: Optional[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """websockets' ``serve()`` keywords for the public ``compression``/``compression_options``
+    (checked as the client checks them: the same names and ranges)."""
+    deflate = DeflateOptions.from_options(compression, options)
+    if deflate is None:
+        return {"compression": None}
+    if not options:
+        return {"compression": "deflate"}
+    from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+
+    given = dict(options)
+    factory = ServerPerMessageDeflateFactory(
+        server_max_window_bits=given.get("server_max_window_bits"),
+        client_max_window_bits=given.get("client_max_window_bits"),
+        compress_settings={"memLevel": deflate.mem_level, "level": deflate.level},
+    )
+    return {"compression": None, "extensions": [factory]}
+
+
 class WebSocketServer(EventTarget):
     """A WebSocket server, as High Fidelity scripts create it.
 
@@ -515,6 +537,12 @@ class WebSocketServer(EventTarget):
         ping_interval: Seconds between keep-alive pings (``None``: no pings).
         ping_timeout: Seconds to wait for a pong before closing with 1011 (``None``: forever).
         close_timeout: Seconds to wait for a client to answer a close frame.
+        compression: ``"deflate"`` (the default) accepts permessage-deflate when a client offers
+            it (websockets' defaults: a 12-bit window and memLevel 5 for what the server sends,
+            about 64 KiB per connection once it compresses); ``None`` never does.
+        compression_options: a dict with any of ``server_max_window_bits`` (the server's own
+            window), ``client_max_window_bits`` (asked of clients that allow it), ``mem_level``
+            and ``level``, as for :class:`~mesiboscript.WebSocket`.
         onNewConnection: Handler for each accepted connection (also settable as an attribute).
     """
 
@@ -535,6 +563,8 @@ class WebSocketServer(EventTarget):
         ping_interval: Optional[float] = 20.0,
         ping_timeout: Optional[float] = 20.0,
         close_timeout: float = 10.0,
+        compression: Optional[str] = "deflate",
+        compression_options: Optional[Mapping[str, Any]] = None,
         onNewConnection: Optional[Callable[[ServerWebSocket], object]] = None,
     ) -> None:
         if isinstance(port, Mapping):
@@ -550,6 +580,7 @@ class WebSocketServer(EventTarget):
             raise ValueError(f"port must be an int in 0-65535, not {port!r}")
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise TypeError("ssl_context must be an ssl.SSLContext")
+        compression_args = _compression_args(compression, compression_options)
         self._lock = threading.Lock()
         self._loop = get_loop()
         self._init_events(self._loop, self._lock)
@@ -575,6 +606,7 @@ class WebSocketServer(EventTarget):
                     ping_interval=ping_interval,
                     ping_timeout=ping_timeout,
                     close_timeout=close_timeout,
+                    **compression_args,
                 ),
                 timeout=30.0,
             )

@@ -38,7 +38,7 @@ def test_connection_id_extensions_and_lone_surrogates(server: WebSocketServer) -
     assert recorder.messages == ["a\ufffdb"]
     conn_id, extensions = seen.get(timeout=TIMEOUT)
     assert len(conn_id) == 32
-    assert extensions == ""
+    assert extensions == "permessage-deflate"  # the client offers it by default
     ws.close()
     recorder.wait_closed()
 
