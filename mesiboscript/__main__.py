@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import queue
-import re
 import signal
 import ssl
 import sys
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any, Optional, TextIO
 
+from ._console import BLUE, GREEN, Console, escape
 from ._version import __version__
 
 __all__ = ["main"]
@@ -38,214 +36,9 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-PROMPT = "> "
-
-# What a terminal would act on rather than show: C0 and C1 controls (tab and newline excepted)
-# and the bidirectional overrides that reorder what is shown. Shown escaped, as repr() would.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-# wscat's colours: received messages blue, connect/disconnect green, errors yellow.
-BLUE, GREEN, YELLOW = "\x1b[34m", "\x1b[32m", "\x1b[33m"
-_DEFAULT_COLOUR = "\x1b[39m"
-
-
-def _escape(text: str) -> str:
-    """``text`` with the characters a terminal would obey (a server's ``\\x1b[2J`` clears the
-    screen, ``\\r`` overwrites the line) shown escaped: ``\\x1b``, ``\\r``, ``\\u202e``."""
-    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
-
-
-def wants_colour(stream: TextIO) -> bool:
-    """Colour on a terminal only, and never when ``NO_COLOR`` is set (https://no-color.org)."""
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
-        return False
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):  # no isatty, or closed
-        return False
-
-
-def _cell_width(text: str) -> int:
-    """Columns ``text`` takes in a terminal: wide East Asian characters two, combining ones 0."""
-    return sum(
-        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
-        for c in text
-    )
-
-
-class _LineEditor:
-    """Reads typed lines with the stdlib ``readline`` (line editing, history), when it exists.
-
-    Knows what is typed but not yet sent (the line buffer), where the cursor is in it, and
-    whether the line was just accepted (Enter), so a message printed meanwhile can redraw the
-    line. The cursor position and the accepted flag are readline's ``rl_point`` and ``rl_done``,
-    which the ``readline`` module does not expose: they are read through ``ctypes`` from the
-    library the module is linked to (GNU readline or libedit). Without them the cursor is put
-    back at the end of the line.
-    """
-
-    def __init__(self) -> None:
-        self.readline: Any = None
-        self._point: Any = None
-        self._done: Any = None
-        try:
-            import readline
-        except ImportError:  # Windows, or a Python built without it: plain input()
-            return
-        self.readline = readline
-        try:
-            import ctypes
-
-            library = ctypes.CDLL(readline.__file__)
-            self._point = ctypes.c_int.in_dll(library, "rl_point")
-            self._done = ctypes.c_int.in_dll(library, "rl_done")
-        except (ImportError, OSError, ValueError, AttributeError, TypeError):
-            self._point = self._done = None
-
-    def buffer(self) -> tuple[str, str]:
-        """What is typed, split at the cursor (both empty without readline)."""
-        if self.readline is None:
-            return "", ""
-        text: str = self.readline.get_line_buffer()
-        if self._point is None:
-            return text, ""
-        encoding = sys.stdout.encoding or "utf-8"
-        raw = text.encode(encoding, "surrogateescape")
-        point = max(0, min(len(raw), int(self._point.value)))
-        return raw[:point].decode(encoding, "replace"), raw[point:].decode(encoding, "replace")
-
-    def accepted(self) -> bool:
-        """The line was accepted (Enter: readline moved to a new line) and input() has not
-        returned it yet."""
-        return self._done is not None and bool(self._done.value)
-
-    def set_pre_input_hook(self, hook: Optional[Callable[[], None]]) -> bool:
-        """Call ``hook`` once the prompt shows, before keys are read; False if not possible."""
-        if self.readline is None or not hasattr(self.readline, "set_pre_input_hook"):
-            return False
-        self.readline.set_pre_input_hook(hook)
-        return True
-
-
-class _Console:
-    """The output of ``connect``, safe from any thread.
-
-    In a terminal (``interactive``) the user types at a ``> `` prompt, read by :meth:`read_line`
-    on a thread of its own. Something printed while the prompt shows (a message, an error) erases
-    the prompt line, is printed, and the prompt comes back with what was typed and the cursor where
-    it was: an incoming message never destroys the line being typed. The last line (the close)
-    brings no prompt back. Messages are printed with the terminal's control characters escaped;
-    colour is on where the stream is a terminal and ``NO_COLOR`` is not set.
-
-    The prompt's states: ``_starting`` from the call of ``input()`` until readline has drawn the
-    prompt and calls the pre-input hook (what is printed then erases the line, and the hook draws
-    the prompt again once), ``_prompting`` from the hook until ``input()`` returns.
-    """
-
-    def __init__(self, out: TextIO, err: TextIO, interactive: bool) -> None:
-        self.out = out
-        self.err = err
-        self.interactive = interactive
-        self.colour_out = wants_colour(out)
-        self.colour_err = wants_colour(err)
-        self.editor = _LineEditor() if interactive else None
-        self._lock = threading.Lock()
-        self._starting = False  # input() is called; the prompt may or may not be drawn yet
-        self._prompting = False  # the prompt shows and keys are read
-        self._dirty = False  # printed while starting: the hook draws the prompt again
-        self._finished = False  # the last line is printed: no prompt comes back
-
-    def _paint(self, text: str, colour: Optional[str], on: bool) -> str:
-        return f"{colour}{text}{_DEFAULT_COLOUR}" if colour and on else text
-
-    def _erase_prompt(self) -> None:
-        """Move to the first row of the prompt (typed text may wrap) and clear to the end."""
-        assert self.editor is not None
-        before, _after = self.editor.buffer()
-        try:  # the terminal's own width: $COLUMNS (which shutil prefers) may be stale
-            columns = os.get_terminal_size(self.out.fileno()).columns or 80
-        except (OSError, ValueError):
-            columns = 80
-        rows_up = (_cell_width(PROMPT + before)) // columns
-        self.out.write((f"\x1b[{rows_up}A" if rows_up else "") + "\r\x1b[J")
-
-    def _redraw_prompt(self) -> None:
-        assert self.editor is not None
-        before, after = self.editor.buffer()
-        self.out.write(PROMPT + before + after)
-        back = _cell_width(after)
-        if back:
-            self.out.write(f"\x1b[{back}D")
-
-    def _print(self, stream: TextIO, text: str, final: bool) -> None:
-        with self._lock:
-            editing = self._prompting and not self._finished
-            if editing and self.editor is not None and self.editor.accepted():
-                editing = False  # Enter was pressed: the cursor is on a new, empty line
-            if editing:
-                self._erase_prompt()
-            elif self._starting and not self._finished:
-                self.out.write("\r\x1b[K")  # a prompt readline may have drawn
-                self._dirty = True
-            self.out.flush()
-            stream.write(text + "\n")
-            stream.flush()
-            if final:
-                self._finished = True
-            elif editing:
-                self._redraw_prompt()
-            self.out.flush()
-
-    def line(self, text: str, colour: Optional[str] = None, final: bool = False) -> None:
-        """Print a line on standard output; ``final``: the last one, no prompt after it."""
-        self._print(self.out, self._paint(text, colour, self.colour_out), final)
-
-    def error(self, text: str) -> None:
-        self._print(self.err, self._paint(text, YELLOW, self.colour_err), False)
-
-    # -- reading typed lines (interactive) ------------------------------------------------------
-
-    def _prompt_shows(self) -> None:
-        """readline's pre-input hook: the prompt is drawn, no key is read yet."""
-        with self._lock:
-            if self._finished:
-                self.out.write("\r\x1b[K")  # no prompt after the last line
-            elif self._dirty:
-                # Something was printed around the time readline drew the prompt: draw it again
-                # where readline believes it is (the line is empty, the cursor after it).
-                self.out.write("\r\x1b[K" + PROMPT)
-            self.out.flush()
-            self._dirty = self._starting = False
-            self._prompting = True
-
-    def read_line(self) -> str:
-        """The next line typed at the prompt; ``EOFError`` at Ctrl-D (its prompt erased)."""
-        assert self.editor is not None
-        hooked = self.editor.set_pre_input_hook(self._prompt_shows)
-        with self._lock:
-            if hooked:
-                self._starting = True
-            else:
-                self._prompting = True  # no hook: the prompt is taken to show from now on
-            prompt = "" if self._finished else PROMPT
-        try:
-            return input(prompt)
-        except EOFError:
-            with self._lock:
-                if not self._finished:
-                    self.out.write("\r\x1b[K")  # Ctrl-D leaves the cursor after the prompt
-                    self.out.flush()
-            raise
-        finally:
-            with self._lock:
-                self._prompting = self._starting = False
-            if hooked:
-                self.editor.set_pre_input_hook(None)
-
-
 def _show(data: Any) -> str:
     if isinstance(data, str):
-        return _escape(data)
+        return escape(data)
     raw = bytes(data)
     return f"[binary, {len(raw)} bytes] {raw.hex()}"
 
@@ -254,7 +47,7 @@ def _show_stream(data: bytes) -> str:
     text = data.decode("utf-8", "replace")
     if text.endswith("\n"):
         text = text[:-2] if text.endswith("\r\n") else text[:-1]
-    return _escape(text)
+    return escape(text)
 
 
 def _read_lines(source: TextIO, events: queue.Queue[tuple[str, Any]]) -> None:
@@ -264,19 +57,6 @@ def _read_lines(source: TextIO, events: queue.Queue[tuple[str, Any]]) -> None:
             events.put(("line", line.rstrip("\r\n")))
     except (OSError, ValueError):
         pass  # standard input closed under us: same as end of input
-    events.put(("eof", None))
-
-
-def _read_terminal(console: _Console, events: queue.Queue[tuple[str, Any]]) -> None:
-    """Feed lines typed at the prompt into the event queue; ``eof`` at Ctrl-D."""
-    if hasattr(signal, "pthread_sigmask"):
-        # Ctrl-C must reach the main thread (waiting on the queue), not this one.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        while True:
-            events.put(("line", console.read_line()))
-    except (EOFError, OSError, ValueError):
-        pass  # Ctrl-D, or the terminal went away
     events.put(("eof", None))
 
 
@@ -301,7 +81,7 @@ def _client_tls(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _open_websocket(
-    args: argparse.Namespace, console: _Console, events: queue.Queue[tuple[str, Any]]
+    args: argparse.Namespace, console: Console, events: queue.Queue[tuple[str, Any]]
 ) -> Any:
     from . import WebSocket
 
@@ -323,11 +103,11 @@ def _open_websocket(
 
     def on_error(error: Any) -> None:
         cause = ws.last_error
-        console.error(f"error: {error.name}" + (f": {_escape(str(cause))}" if cause else ""))
+        console.error(f"error: {error.name}" + (f": {escape(str(cause))}" if cause else ""))
 
     def on_close(event: Any) -> None:
         console.line(
-            f'Disconnected (code: {int(event.code)}, reason: "{_escape(event.reason)}", '
+            f'Disconnected (code: {int(event.code)}, reason: "{escape(event.reason)}", '
             f"wasClean: {event.wasClean})",
             GREEN,
             final=True,
@@ -346,7 +126,7 @@ def _open_websocket(
 
 
 def _open_stream(
-    args: argparse.Namespace, console: _Console, events: queue.Queue[tuple[str, Any]]
+    args: argparse.Namespace, console: Console, events: queue.Queue[tuple[str, Any]]
 ) -> Any:
     import mesiboscript
 
@@ -389,7 +169,7 @@ def _connect(args: argparse.Namespace) -> int:
     # In a terminal, Ctrl-D closes at once (what was typed is written first); piped input waits
     # for replies.
     wait = args.wait if args.wait is not None else (0.0 if interactive else 2.0)
-    console = _Console(sys.stdout, sys.stderr, interactive)
+    console = Console(sys.stdout, sys.stderr, interactive)
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
     try:
         conn = (_open_stream if stream else _open_websocket)(args, console, events)
@@ -414,7 +194,7 @@ def _connect(args: argparse.Namespace) -> int:
         elif kind == "close":
             closed = bool(value)
 
-    with _terminal_restored(interactive):
+    with _terminal_restored(interactive), contextlib.closing(console):
         try:
             # Wait until connected (or failed: the library's connect timeout bounds this).
             while True:
@@ -434,13 +214,16 @@ def _connect(args: argparse.Namespace) -> int:
                 for command in args.exec:
                     send(command)
             else:
-                reader = threading.Thread(
-                    target=_read_terminal if interactive else _read_lines,
-                    args=(console, events) if interactive else (sys.stdin, events),
-                    name="mesiboscript-stdin",
-                    daemon=True,
-                )
-                reader.start()
+                if interactive:
+                    console.start_reading(events)
+                else:
+                    reader = threading.Thread(
+                        target=_read_lines,
+                        args=(sys.stdin, events),
+                        name="mesiboscript-stdin",
+                        daemon=True,
+                    )
+                    reader.start()
                 while closed is None:
                     kind, value = events.get()
                     if kind == "line":

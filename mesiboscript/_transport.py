@@ -141,11 +141,6 @@ class Transport:
         return self._queued - self._written
 
     @property
-    def proxy(self) -> Optional[Proxy]:
-        """The proxy this connection goes through, once :meth:`start` chose it."""
-        return self._proxy
-
-    @property
     def timeout_error(self) -> SocketError:
         """What a connect timeout now means: the proxy was too slow while it is being reached
         or negotiated with (``ProxyConnectionTimeoutError``), else ``SocketTimeoutError``."""
@@ -340,9 +335,11 @@ class Transport:
         if err:
             sock.close()
             self._first_error = self._first_error or OSError(err, _strerror(err))
-            if not self._attempts:  # nothing else in flight: the next address now
-                self._cancel_attempts()
-                self._connect_next()
+            # The next address now, not after the delay (RFC 8305 §5); with none left, this
+            # fails only once no other attempt is in flight.
+            if self._attempt_timer is not None:
+                self._attempt_timer.cancel()
+            self._connect_next()
             return
         self._cancel_attempts()
         self._sock = sock

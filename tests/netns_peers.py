@@ -45,7 +45,7 @@ def server(host: str) -> None:
 
     async def main() -> None:
         async with serve(handler, host, 0, ping_interval=None, close_timeout=0.5) as srv:
-            emit(event="port", port=srv.sockets[0].getsockname()[1])
+            emit(event="port", port=next(iter(srv.sockets)).getsockname()[1])
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
     asyncio.run(main())

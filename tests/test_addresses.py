@@ -107,13 +107,19 @@ def test_the_next_address_after_a_refused_one(
     assert _websocket(f"ws://multi.test:{port}", False, None) is None  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "addresses",
+    [["127.0.0.3", "127.0.0.1"], ["127.0.0.3", "127.0.0.2", "127.0.0.1"]],
+    ids=["hang-good", "hang-refused-good"],
+)
 def test_the_next_address_while_one_hangs(
     echo_server_factory: Callable[..., Any],
     multi: Callable[[list[str]], None],
     hanging: str,
+    addresses: list[str],
 ) -> None:
     server = echo_server_factory("sock", port=int(hanging))  # 127.0.0.1, the same port
-    multi(["127.0.0.3", "127.0.0.1"])
+    multi(addresses)  # a refused one gives way to the next at once, not after 250 ms
     started = time.monotonic()
     s = Socket(f"sock://multi.test:{hanging}", proxy=False, connect_timeout=5, ondata=Socket.queue)
     assert s.upgrade(TIMEOUT) is True

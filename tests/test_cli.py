@@ -101,9 +101,18 @@ def test_connect_refused() -> None:
 
 
 def test_connect_bad_url() -> None:
-    result = cli("connect", "ftp://example.invalid/")
+    """An unknown scheme, or none: every scheme connect takes is named."""
+    accepted = "use ws://, wss://, sock:// or socks:// (http:// and https:// mean ws:// and wss://)"
+    result = cli("connect", "foo://example.invalid/")
     assert result.returncode == 2
-    assert "scheme" in result.stderr
+    assert result.stderr == (
+        f"mesiboscript connect: 'foo://example.invalid/' has the scheme foo://; {accepted}\n"
+    )
+    result = cli("connect", "example.invalid:80")
+    assert result.returncode == 2
+    assert (
+        result.stderr == f"mesiboscript connect: 'example.invalid:80' has no scheme; {accepted}\n"
+    )
 
 
 def test_connect_wss_with_cafile(echo_server_wss: EchoServer) -> None:

@@ -328,14 +328,14 @@ def test_connect_interactive_without_readline(echo_server: EchoServer) -> None:
 
 
 def test_escape_colour_and_width_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mesiboscript.__main__ import _cell_width, _escape, wants_colour
+    from mesiboscript._console import cell_width, escape, wants_colour
 
-    assert _escape("a\tb\nc\x1b[2J\r\x00\x7f\x9b\u202e\u2069é") == (
+    assert escape("a\tb\nc\x1b[2J\r\x00\x7f\x9b\u202e\u2069é") == (
         "a\tb\nc\\x1b[2J\\r\\x00\\x7f\\x9b\\u202e\\u2069é"
     )
-    assert _cell_width("ab") == 2
-    assert _cell_width("日本") == 4
-    assert _cell_width("e\u0301") == 1
+    assert cell_width("ab") == 2
+    assert cell_width("日本") == 4
+    assert cell_width("e\u0301") == 1
 
     class Tty:
         def isatty(self) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -301,3 +302,92 @@ def test_environment_proxy_no_proxy_and_false(
     monkeypatch.delenv("no_proxy")
     monkeypatch.setenv("ws_proxy", farm.get("http", True).url(f"{USER}:{PASSWORD}"))
     assert _websocket(echo_server.url, None, None) is None  # type: ignore[arg-type]
+
+
+# -- paths the table does not take -----------------------------------------------------------
+
+
+def test_tls_inside_tls_carries_megabytes_and_the_servers_close(
+    farm: Farm, echo_server_factory: Callable[..., Any], echo_ca: Any
+) -> None:
+    """wss:// through an https:// proxy: the relay under backpressure both ways, then the end
+    of the tunnel (the server closes after its close frame)."""
+    server = echo_server_factory("wss")
+    proxy = farm.url("https", "none")
+    ws = WebSocket(server.url, proxy=proxy, cafile=echo_ca.cafile)
+    assert ws.upgrade(TIMEOUT)
+    blobs = [bytes([i]) * 900_000 for i in range(8)]
+    for blob in blobs:
+        ws.send(blob)
+    for blob in blobs:
+        assert ws.read(TIMEOUT) == blob
+    ws.close()
+    assert ws.read(TIMEOUT) is False
+    closing = WebSocket(server.url + "close/4000/bye", proxy=proxy, cafile=echo_ca.cafile)
+    assert closing.upgrade(TIMEOUT)
+    assert closing.read(TIMEOUT) is False
+    assert closing.readyState == WebSocket.CLOSED
+
+
+def test_an_https_proxy_certificate_is_verified(farm: Farm, echo_server: Any) -> None:
+    # No cafile: the default context (certifi) does not trust the test CA that signed the
+    # proxy's certificate.
+    error, _ = _fails_with(farm.url("https", "none"), echo_server.url)
+    assert error == SocketError.SslHandshakeFailedError
+
+
+@pytest.mark.parametrize("kind", ["socks5", "socks4"])
+def test_client_side_resolution_for_socks5_and_socks4(
+    farm: Farm, echo_server: Any, kind: str
+) -> None:
+    url = echo_server.url.replace("127.0.0.1", "localhost")
+    assert _websocket(url, farm.url(kind, "none"), None) is None
+
+
+def test_client_side_resolution_failures(
+    farm: Farm, echo_server_factory: Callable[..., Any]
+) -> None:
+    error, _ = _fails_with(farm.url("socks5", "none"), "ws://name.invalid/")
+    assert error == SocketError.HostNotFoundError
+    # SOCKS 4 carries IPv4 addresses only: an IPv6 literal cannot go through it.
+    server = echo_server_factory("ws", host="::1")
+    error, text = _fails_with(farm.url("socks4", "none"), server.url)
+    assert error == SocketError.ProxyProtocolError
+    assert "IPv4 addresses only" in text
+
+
+def test_the_unheard_failure_warning_hides_proxy_credentials(
+    farm: Farm, echo_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = farm.get("http", True).url(f"{USER}:hunter2")
+    with caplog.at_level("WARNING", logger="mesiboscript"):
+        ws = WebSocket(echo_server.url, proxy=proxy)  # nobody listens: one WARNING
+        assert ws.upgrade(TIMEOUT) is False
+        deadline = time.monotonic() + TIMEOUT
+        while not caplog.records and time.monotonic() < deadline:
+            time.sleep(0.01)  # the warning is decided after a short grace
+    assert caplog.records, "no warning"
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "hunter2" not in logged
+    assert "ProxyAuthenticationRequiredError" in logged
+    assert "hunter2" not in repr(ws)
+
+
+@pytest.mark.parametrize("scheme", ["wss", "socks"])
+def test_tls_inside_tls_reports_the_server_dropping_the_connection(
+    farm: Farm, echo_server_factory: Callable[..., Any], echo_ca: Any, scheme: str
+) -> None:
+    """The far end goes away first: the relay sees the proxy's TLS end and ends the tunnel."""
+    server = echo_server_factory(scheme, script="drop" if scheme == "socks" else None)
+    proxy = farm.url("https", "none")
+    if scheme == "wss":
+        ws, errors, closed = failing_websocket(
+            server.url + "drop", proxy=proxy, cafile=echo_ca.cafile
+        )
+        ended(closed)
+        assert ws.readyState == WebSocket.CLOSED
+        assert errors == []  # as without a proxy: a drop after open fires close (1006) only
+        return
+    s = Socket(server.url, proxy=proxy, cafile=echo_ca.cafile, ondata=Socket.queue)
+    s.upgrade(TIMEOUT)
+    assert s.read(TIMEOUT) is False  # the tunnel ended: the socket closed (no keepalive)

@@ -579,3 +579,13 @@ def test_keepalive_probes_and_a_bound_on_unacknowledged_data(listener: socket.so
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 60_000
     on_loop(transport.close)
     assert rec.wait_lost() is None
+
+
+def test_a_proxy_url_given_to_the_transport_unchecked_fails_the_attempt() -> None:
+    # The facades reject a bad proxy URL at construction (ValueError); the transport reports one
+    # as a failed attempt rather than raising on the I/O thread.
+    rec = Rec()
+    open_transport("example.com", 80, rec, proxy="ftp://user:secret@p:1")
+    exc = failure(rec)
+    assert exc.error == SocketError.ProxyProtocolError
+    assert "secret" not in str(exc)
