@@ -31,7 +31,7 @@ from .rawserver import (
     frame,
     parse_client_frames,
 )
-from .test_socketio import ServerProcess
+from .test_socketio import ServerProcess, node_server
 
 NODE_DIR = Path(__file__).parent / "ws_node_server"
 
@@ -175,6 +175,31 @@ def test_node_ws_per_message_deflate(node_ws: Any, options: dict[str, Any], agre
     rec.wait_closed()
     assert rec.close_data is not None
     assert (rec.close_data.code, rec.close_data.wasClean) == (1000, True)
+
+
+# -- SocketIO: Botmaster's socket.io 1.7 (engine.io 1.8) accepts permessage-deflate ----------------
+
+
+@pytest.mark.parametrize("compression", ["deflate", None])
+def test_socketio_websocket_transport_through_botmaster(compression: Any) -> None:
+    server = node_server("botmaster_echo_bot.js")
+    try:
+        replies: list[Any] = []
+        got = threading.Event()
+
+        def onmessage(data: Any) -> None:
+            replies.append(data)
+            got.set()
+
+        sio = SocketIO(f"{server.url}?botmasterUserId=deflate", compression=compression)
+        sio.onmessage = onmessage
+        text = JSON_64K[:20_000]  # over engine.io's 1 KiB threshold: the server compresses it
+        sio.send({"text": text})
+        assert got.wait(TIMEOUT)
+        assert replies[0]["message"]["text"] == text
+        sio.close()
+    finally:
+        server.stop()
 
 
 # -- our own server and the Mesibo Socket --------------------------------------------------------
