@@ -549,7 +549,7 @@ def test_ping_timeout_when_the_server_stalls(
 ) -> None:
     server = start_server(kind, heartbeat_ms=(100, 200))
     own_servers.append(server)
-    client = clients(server.url, close_timeout=0.5)
+    client = clients(server.url, close_timeout=0.5, reconnection=False)
     client.connected()
     server.pause()  # the process stops: no pings (v4), no pongs (v3), but TCP stays up
     try:
@@ -654,7 +654,7 @@ def test_a_late_connect_handler_hears_connect_before_a_new_event(socketio4: Serv
         loop.call_soon_threadsafe(lambda: (held.set(), release.wait(TIMEOUT)))
         assert held.wait(TIMEOUT)  # the I/O thread is busy: nothing is read or delivered
         try:
-            ws = sio._ws
+            ws = sio._manager._ws
             sock = ws._link.socket if ws is not None else None
             assert sock is not None
             # Emit "echo" by hand (the I/O thread that would send it is held); the server
