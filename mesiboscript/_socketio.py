@@ -488,8 +488,9 @@ class Namespace(StrictHandlers, EventTarget):
         self._end("connect_error", data)
         self._manager.namespace_left()
 
-    def _lost(self, reason: str, info: dict[str, Any], final: bool) -> None:
-        """The Engine.IO session ended (``final``: and will not be retried)."""
+    def _lost(self, reason: str, info: dict[str, Any], final: bool, report: bool = True) -> None:
+        """The Engine.IO session ended (``final``: and will not be retried; ``report``: a
+        namespace not joined gets ``connect_error``, as after a first attempt)."""
         if self._state == _DONE:
             return
         if self._state == _JOINED:
@@ -497,7 +498,7 @@ class Namespace(StrictHandlers, EventTarget):
                 self._ready = False
             self._fail_acks(everything=final)
             self._emit("disconnect", (reason,))
-        elif final:
+        elif final and report:
             self._emit("connect_error", (info,))
         self._early.clear()
         self._state = _IDLE
@@ -771,7 +772,7 @@ class _Manager:
             delay = reconnector.lost(now, cause) if joined else reconnector.failed(cause)
         if delay is None:
             for ns in list(self.namespaces.values()):
-                ns._lost(reason, info, final=True)
+                ns._lost(reason, info, final=True, report=not self._ever_joined)
             if reconnector is not None and self._ever_joined:
                 logger.info("%r: giving up reconnecting (%s)", self.owner, reconnector.stop_reason)
                 self.owner._reconnect_failed()
