@@ -26,6 +26,7 @@ from collections import deque
 from typing import Any, Callable, Optional, TypeVar, Union, overload
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from . import _lifetime
 from ._constants import ReadyState, SocketError
 from ._engineio import (
     RESERVED_EVENTS,
@@ -47,8 +48,11 @@ from ._events import CloseData, MessageData
 from ._eventtarget import EventHandler, EventTarget, StrictHandlers
 from ._exceptions import ConnectionClosed, ConnectionFailed, InvalidStateError
 from ._loop import Loop, TimerHandle, get_loop
+from ._polling import PollingListener, PollingSession
 from ._reconnect import SOCKETIO_DEFAULTS, Reconnector, ReconnectPolicy
-from ._validation import InvalidArgumentError
+from ._tls import make_context
+from ._transport import parse_proxy
+from ._validation import InvalidArgumentError, check_header
 from ._websocket import WebSocket
 
 __all__ = ["Namespace", "SocketIO"]
@@ -523,6 +527,245 @@ class Namespace(StrictHandlers, EventTarget):
         return self._state != _DONE
 
 
+class _LinkEnd:
+    """How an Engine.IO link ended: ``refused`` (the server answered and said no: another
+    protocol revision may work), ``info`` (the connect_error data), ``cause`` (the exception,
+    for the reconnect policy), ``error`` (the :class:`SocketError`, if it failed)."""
+
+    __slots__ = ("cause", "error", "info", "refused")
+
+    def __init__(
+        self,
+        info: dict[str, Any],
+        cause: Optional[BaseException] = None,
+        error: Optional[SocketError] = None,
+        refused: bool = False,
+    ) -> None:
+        self.info = info
+        self.cause = cause
+        self.error = error
+        self.refused = refused
+
+    def __repr__(self) -> str:
+        return f"<_LinkEnd {self.info.get('message')!r} {self.cause!r}>"
+
+
+class _Link:
+    """One Engine.IO transport of a manager: it reports to ``manager.link_packets`` and, once,
+    ``manager.link_closed`` (I/O thread)."""
+
+    name = ""
+
+    @property
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def send(self, packets: list[EnginePacket]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        """End at once without reporting (a failed probe, polling after the upgrade)."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """End now, the end reported at once (the session failed: nothing to wait for)."""
+        self.close()
+
+
+class _WSLink(_Link):
+    """Engine.IO over this library's :class:`WebSocket`: one packet per message."""
+
+    name = "websocket"
+
+    def __init__(
+        self, manager: _Manager, url: str, options: dict[str, Any], probe: bool = False
+    ) -> None:
+        self._manager = manager
+        self._url = url
+        self._options = options
+        self._probe = probe
+        self._opened = False
+        self._error: Optional[SocketError] = None
+        self._discarded = False
+        self._ws: Optional[WebSocket] = None
+
+    @property
+    def ready(self) -> bool:
+        ws = self._ws
+        return ws is not None and ws.readyState == ReadyState.OPEN
+
+    @property
+    def websocket(self) -> Optional[WebSocket]:
+        return self._ws
+
+    def start(self) -> None:
+        ws = WebSocket(self._url, **self._options)
+        self._ws = ws
+        ws.onopen = self._on_open
+        ws.onmessage = self._on_message
+        ws.onerror = self._on_error
+        ws.onclose = self._on_close
+
+    def send(self, packets: list[EnginePacket]) -> None:
+        ws = self._ws
+        if ws is None or ws.readyState != ReadyState.OPEN:
+            return
+        version = self._manager.eio
+        for packet in packets:
+            ws.send(encode_engine_packet(packet, version))
+
+    def close(self) -> None:
+        if self._ws is not None:
+            self._ws.close()
+
+    def discard(self) -> None:
+        self._discarded = True
+        self.close()
+
+    def _on_open(self) -> None:
+        self._opened = True
+        if self._probe and not self._discarded:
+            self._manager.probe_opened(self)
+
+    def _on_error(self, error: SocketError) -> None:
+        self._error = error
+
+    def _on_message(self, event: MessageData) -> None:
+        if self._discarded:
+            return
+        try:
+            packet = decode_engine_packet(event.data, self._manager.eio)
+        except DecodeError as exc:
+            self._manager.parse_error(self, exc)
+            return
+        self._manager.link_packets(self, [packet])
+
+    def _on_close(self, event: CloseData) -> None:
+        if self._discarded:
+            return
+        assert self._ws is not None
+        error = self._ws.last_error
+        if self._opened:
+            # Upgraded, then closed without a handshake: socket.io 4 answers EIO=3 this way.
+            refused = True
+        else:
+            refused = isinstance(error, ConnectionFailed) and error.error in _REFUSALS
+        if self._error is None and error is None:
+            info: dict[str, Any] = {
+                "message": "transport close",
+                "description": f"the WebSocket closed with {event.code} {event.reason}".strip(),
+            }
+        else:
+            info = {
+                "message": "websocket error",
+                "description": str(error) if error is not None else "",
+                "error": self._error,
+            }
+        self._manager.link_closed(self, _LinkEnd(info, error, self._error, refused))
+
+
+class _PollLink(_Link, PollingListener):
+    """Engine.IO over HTTP long-polling (:class:`~mesiboscript._polling.PollingSession`)."""
+
+    name = "polling"
+
+    def __init__(
+        self, manager: _Manager, target: str, version: int, options: dict[str, Any]
+    ) -> None:
+        self._manager = manager
+        secure = manager.secure
+        host, port = manager.host_port
+        tls = make_context(options.get("ssl_context"), options.get("cafile")) if secure else None
+        headers = options.get("headers") or {}
+        header_list = list(headers.items()) if isinstance(headers, dict) else list(headers)
+        if options.get("origin"):
+            header_list.append(("Origin", str(options["origin"])))
+        self._session = PollingSession(
+            manager.loop,
+            self,
+            host,
+            port,
+            target,
+            version,
+            tls=tls,
+            proxy=options.get("proxy"),
+            headers=[(str(k), str(v)) for k, v in header_list],
+            host_header=manager.netloc,
+            detect=manager.auto,
+            request_timeout=options.get("connect_timeout", 30.0),
+        )
+        self._answered = False  # the server answered a request (so it speaks HTTP to us)
+        self._done = False
+
+    @property
+    def ready(self) -> bool:
+        return self._session.open and not self._done
+
+    @property
+    def version(self) -> int:
+        return self._session.version
+
+    def start(self) -> None:
+        self._session.start()
+
+    def send(self, packets: list[EnginePacket]) -> None:
+        self._session.send(packets)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def discard(self) -> None:
+        self._done = True
+        self._session.discard()
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self.discard()
+        end = _LinkEnd({"message": "transport close"})
+        self._manager.loop.call_soon(self._manager.link_closed, self, end)
+
+    def pause(self, callback: Callable[[], None]) -> None:
+        self._session.pause(callback)
+
+    def take_unsent(self) -> list[EnginePacket]:
+        return self._session.take_unsent()
+
+    def set_sid(self, sid: str) -> None:
+        self._session.set_sid(sid)
+
+    # -- PollingListener -------------------------------------------------------------------
+
+    def polling_packets(self, session: PollingSession, packets: list[EnginePacket]) -> None:
+        self._answered = True
+        if not self._done:
+            self._manager.link_packets(self, packets)
+
+    def polling_closed(self, session: PollingSession, error: Optional[BaseException]) -> None:
+        if self._done:
+            return
+        self._done = True
+        if isinstance(error, DecodeError):
+            self._manager.parse_error(self, error)
+            self._manager.link_closed(self, _LinkEnd({"message": "parse error"}, error))
+            return
+        status = getattr(error, "status", None)
+        refused = isinstance(status, int) and 400 <= status < 500 and not self._answered
+        if error is None:
+            info: dict[str, Any] = {"message": "transport close"}
+            code = None
+        else:
+            code = error.error if isinstance(error, ConnectionFailed) else None
+            info = {"message": "xhr poll error", "description": str(error), "error": code}
+        self._manager.link_closed(self, _LinkEnd(info, error, code, refused))
+
+
 class _Manager:
     """The Engine.IO session, its heartbeat and reconnection, shared by the namespaces."""
 
@@ -539,6 +782,7 @@ class _Manager:
         timeout: Optional[float],
         policy: Optional[ReconnectPolicy],
         max_buffered: int,
+        transports: tuple[str, ...],
         options: dict[str, Any],
     ) -> None:
         self.owner = owner
@@ -547,11 +791,15 @@ class _Manager:
         self.loop: Loop = get_loop()
         self.max_buffered = max_buffered
         self._ws_scheme = ws_scheme
-        self._netloc = netloc
+        self._netloc = self.netloc = netloc
+        self.secure = ws_scheme == "wss"
+        parts = urlsplit(f"{ws_scheme}://{netloc}")
+        self.host_port = (parts.hostname or "", parts.port or (443 if self.secure else 80))
+        self._transports = transports
         self._query = query
         self._path = path
         self._auth = auth
-        self._auto = protocol == "auto"
+        self._auto = self.auto = protocol == "auto"
         self._timeout = timeout
         self._options = options
         self._ids = itertools.count()
@@ -567,9 +815,8 @@ class _Manager:
         self._attempt = 0  # reconnection attempts since the last successful connection
         self._versions: deque[int] = deque([4, 3] if self._auto else [int(protocol)])
         self.eio = 4
-        self._ws: Optional[WebSocket] = None
-        self._ws_opened = False
-        self._ws_error: Optional[SocketError] = None
+        self._link: Optional[_Link] = None
+        self._probe: Optional[_Link] = None  # a WebSocket probing the upgrade from polling
         self._handshake: Optional[Handshake] = None
         self._probing = False
         self._decoder = SocketDecoder()
@@ -582,8 +829,26 @@ class _Manager:
         self._retry_timer: Optional[TimerHandle] = None
 
     def start(self) -> None:
-        self._start_attempt(self._versions.popleft())
-        self.loop.call_soon_threadsafe(self._arm_connect_timer)
+        """Begin the first attempt, on the I/O thread (sockets are only touched there)."""
+        self.loop.call_soon_threadsafe(self._first_attempt)
+
+    def _first_attempt(self) -> None:
+        if self._closing:
+            self._finalize()
+            return
+        try:
+            self._start_attempt(self._versions.popleft())
+        except Exception as exc:  # a headers callable that raised, or returned bad headers
+            logger.exception("%r: could not start connecting", self.owner)
+            for ns in list(self.namespaces.values()):
+                ns._lost(
+                    "transport error",
+                    {"message": "transport error", "description": str(exc)},
+                    final=True,
+                )
+            self._finalize()
+            return
+        self._arm_connect_timer()
 
     # -- interface for the namespaces ------------------------------------------------------
 
@@ -607,17 +872,13 @@ class _Manager:
         return auth  # type: ignore[no-any-return]
 
     def can_send(self) -> bool:
-        ws = self._ws
-        return self._state == _OPEN and ws is not None and ws.readyState == ReadyState.OPEN
+        link = self._link
+        return self._state == _OPEN and link is not None and link.ready
 
     def send_frames(self, frames: list[Frame]) -> None:
-        if not self.can_send():
-            return
-        assert self._ws is not None
-        for item in frames:
-            self._ws.send(
-                encode_engine_packet(EnginePacket(EnginePacketType.MESSAGE, item), self.eio)
-            )
+        if self.can_send():
+            assert self._link is not None
+            self._link.send([EnginePacket(EnginePacketType.MESSAGE, item) for item in frames])
 
     def namespace_joined(self) -> None:
         self._connect_timer = _cancel(self._connect_timer)
@@ -654,7 +915,7 @@ class _Manager:
     def _close_for_good(self) -> None:
         self._closing = True
         self._retry_timer = _cancel(self._retry_timer)
-        if self._state == _WAITING or self._ws is None:
+        if self._state == _WAITING or self._link is None:
             self._finalize()
         elif self._state != _CLOSED:
             self._close_transport()
@@ -667,22 +928,35 @@ class _Manager:
         for ns in list(self.namespaces.values()):
             ns._lost("io client disconnect", {"message": "closed"}, final=True)
         self.done.set()
+        _lifetime.release(self.owner)
 
     def _close_transport(self) -> None:
-        if self._ws is not None:
-            self._ws.close()
+        self._drop_probe()
+        if self._link is not None:
+            self._link.close()
 
     def _fail(self, reason: str, description: str) -> None:
         """A protocol failure: end the session with ``reason`` and close the transport."""
         if self._end_reason is None:
             self._end_reason = (reason, {"message": reason, "description": description})
-        self._close_transport()
+        self._drop_probe()
+        if self._link is not None:
+            self._link.abort()
 
     # -- transport -------------------------------------------------------------------------
 
-    def _ws_url(self, version: int) -> str:
-        query = urlencode([*self._query, ("EIO", str(version)), ("transport", "websocket")])
-        return f"{self._ws_scheme}://{self._netloc}{self._path}?{query}"
+    def _target(self, transport: str, version: int, sid: Optional[str] = None) -> str:
+        pairs = [*self._query, ("EIO", str(version)), ("transport", transport)]
+        if sid is not None:
+            pairs.append(("sid", sid))
+        return f"{self._path}?{urlencode(pairs)}"
+
+    def _link_options(self) -> dict[str, Any]:
+        options = dict(self._options)
+        headers = options.get("headers")
+        if callable(headers):
+            options["headers"] = headers()
+        return options
 
     def _start_attempt(self, version: int) -> None:
         self.eio = version
@@ -691,29 +965,18 @@ class _Manager:
         self._probing = False
         self._v3_default_joined = False
         self._decoder = SocketDecoder()
-        self._ws_opened = False
-        self._ws_error = None
         self._end_reason = None
         self._joined_now = False
-        options = dict(self._options)
-        headers = options.get("headers")
-        if callable(headers):
-            options["headers"] = headers()
-        ws = WebSocket(self._ws_url(version), **options)
-        self._ws = ws
-
-        def onopen() -> None:
-            if ws is self._ws:
-                self._ws_opened = True
-
-        def onerror(error: SocketError) -> None:
-            if ws is self._ws:
-                self._ws_error = error
-
-        ws.onopen = onopen
-        ws.onmessage = lambda event: self._on_ws_message(ws, event)
-        ws.onerror = onerror
-        ws.onclose = lambda event: self._on_ws_close(ws, event)
+        self._drop_probe()
+        options = self._link_options()
+        link: _Link
+        if "polling" in self._transports:
+            link = _PollLink(self, self._target("polling", version), version, options)
+        else:
+            url = f"{self._ws_scheme}://{self._netloc}{self._target('websocket', version)}"
+            link = _WSLink(self, url, options)
+        self._link = link
+        link.start()
 
     def _arm_connect_timer(self) -> None:
         if self._timeout is not None and self._state == _OPENING:
@@ -723,44 +986,43 @@ class _Manager:
         self._connect_timer = None
         if not self._joined_now and self._state in (_OPENING, _OPEN):
             self._end_reason = ("timeout", {"message": "timeout"})
-            self._close_transport()
+            self._drop_probe()
+            if self._link is not None:
+                self._link.abort()
 
-    def _can_fall_back(self, ws: WebSocket) -> bool:
-        """Whether the server refused this Engine.IO revision (so the next one may work)."""
-        if not self._versions or self._handshake is not None or self._closing:
-            return False
-        if self._ws_opened:
-            # Upgraded, then closed without a handshake: socket.io 4 answers EIO=3 this way.
-            return True
-        error = ws.last_error
-        return isinstance(error, ConnectionFailed) and error.error in _REFUSALS
-
-    def _on_ws_close(self, ws: WebSocket, event: CloseData) -> None:
-        if ws is not self._ws:
+    def link_closed(self, link: _Link, end: _LinkEnd) -> None:
+        """A link ended (I/O thread): the session's transport, or an upgrade probe."""
+        if link is self._probe:
+            logger.debug("%r: the WebSocket upgrade failed (%s); staying on polling", self, end)
+            self._probe = None
             return
-        if not self._ever_joined and self._can_fall_back(ws) and self._end_reason is None:
+        if link is not self._link:
+            return
+        logger.debug("%r: the %s transport ended: %r", self.owner, link.name, end)
+        fall_back = self._versions and self._handshake is None and not self._closing
+        if fall_back and end.refused and not self._ever_joined and self._end_reason is None:
             version = self._versions.popleft()
             logger.debug(
-                "%r: %s refused Engine.IO v%d (%s); trying v%d",
+                "%r: the server refused Engine.IO v%d (%s); trying v%d",
                 self.owner,
-                ws.url,
                 self.eio,
-                ws.last_error,
+                end.cause,
                 version,
             )
             self._start_attempt(version)
             return
         self._versions.clear()  # settled: reconnections use the revision that worked
         self._cancel_timers()
+        self._drop_probe()
         joined = self._joined_now
         if self._end_reason is not None:
             reason, info = self._end_reason
         elif joined:
-            reason = "transport error" if self._ws_error is not None else "transport close"
+            reason = "transport error" if end.error is not None else "transport close"
             info = {"message": reason}
         else:
             reason = "transport error"
-            info = self._transport_error(ws, event)
+            info = end.info
         if self._closing or self._state == _CLOSED:
             self._finalize()
             return
@@ -768,7 +1030,7 @@ class _Manager:
         reconnector = self._reconnector
         if reconnector is not None and self._ever_joined:
             now = time.monotonic()
-            cause = ws.last_error
+            cause = end.cause
             delay = reconnector.lost(now, cause) if joined else reconnector.failed(cause)
         if delay is None:
             for ns in list(self.namespaces.values()):
@@ -806,59 +1068,122 @@ class _Manager:
             return
         self._arm_connect_timer()
 
-    def _transport_error(self, ws: WebSocket, event: CloseData) -> dict[str, Any]:
-        error = ws.last_error
-        if self._ws_error is None and error is None:
-            return {
-                "message": "transport close",
-                "description": f"the WebSocket closed with {event.code} {event.reason}".strip(),
-            }
-        return {
-            "message": "websocket error",
-            "description": str(error) if error is not None else "",
-            "error": self._ws_error,
-        }
-
-    def _on_ws_message(self, ws: WebSocket, event: MessageData) -> None:
-        if ws is not self._ws or self._state == _CLOSED or self._end_reason is not None:
+    def link_packets(self, link: _Link, packets: list[EnginePacket]) -> None:
+        """Engine.IO packets from a link (I/O thread)."""
+        if link is self._probe:
+            self._on_probe_packets(packets)
+            return
+        if link is not self._link or self._state == _CLOSED or self._end_reason is not None:
             return
         try:
-            packet = decode_engine_packet(event.data, self.eio)
-            if packet.type == EnginePacketType.OPEN:
-                self._on_open_packet(packet.data)
-                return
-            if self._handshake is None:
-                raise DecodeError(f"packet type {packet.type.name} before the open packet")
-            self._last_rx = time.monotonic()
-            if packet.type == EnginePacketType.PING:
-                self._send_engine(EnginePacketType.PONG, _text(packet.data))
-                if self._probing:
-                    self._commit(4)  # only v4 servers ping
-            elif packet.type == EnginePacketType.PONG:
-                self._on_pong()
-            elif packet.type == EnginePacketType.MESSAGE:
-                socket_packet = self._decoder.feed(packet.data)
-                if socket_packet is not None:
-                    self._on_socket_packet(socket_packet)
-            elif packet.type == EnginePacketType.CLOSE:
-                self._close_transport()
-            # UPGRADE and NOOP mean nothing on a WebSocket-only session.
+            for packet in packets:
+                if self._link is not link or self._end_reason is not None:
+                    return
+                self._on_packet(link, packet)
         except DecodeError as exc:
+            self.parse_error(link, exc)
+
+    def parse_error(self, link: _Link, exc: DecodeError) -> None:
+        """Malformed input from the server: the session ends with "parse error"."""
+        if link is self._probe:
+            self._drop_probe()
+            return
+        if link is self._link:
             logger.warning("%r: protocol error: %s", self.owner, exc)
             self._fail("parse error", str(exc))
 
+    def _on_packet(self, link: _Link, packet: EnginePacket) -> None:
+        if packet.type == EnginePacketType.OPEN:
+            self._on_open_packet(link, packet.data)
+            return
+        if self._handshake is None:
+            raise DecodeError(f"packet type {packet.type.name} before the open packet")
+        self._last_rx = time.monotonic()
+        if packet.type == EnginePacketType.PING:
+            self._send_engine(EnginePacketType.PONG, _text(packet.data))
+            if self._probing:
+                self._commit(4)  # only v4 servers ping
+        elif packet.type == EnginePacketType.PONG:
+            self._on_pong()
+        elif packet.type == EnginePacketType.MESSAGE:
+            socket_packet = self._decoder.feed(packet.data)
+            if socket_packet is not None:
+                self._on_socket_packet(socket_packet)
+        elif packet.type == EnginePacketType.CLOSE:
+            self._close_transport()
+        # NOOP (a long poll released) and UPGRADE (a client's packet) need nothing here.
+
     def _send_engine(self, ptype: EnginePacketType, data: str = "") -> None:
-        ws = self._ws
-        if ws is not None and ws.readyState == ReadyState.OPEN:
-            ws.send(encode_engine_packet(EnginePacket(ptype, data), self.eio))
+        link = self._link
+        if link is not None and link.ready:
+            link.send([EnginePacket(ptype, data)])
+
+    # -- the upgrade from polling to WebSocket (socket.io-client's probe) ------------------
+
+    def _maybe_upgrade(self) -> None:
+        handshake = self._handshake
+        if (
+            not isinstance(self._link, _PollLink)
+            or "websocket" not in self._transports
+            or handshake is None
+            or "websocket" not in handshake.upgrades
+        ):
+            return
+        target = self._target("websocket", self.eio, handshake.sid)
+        url = f"{self._ws_scheme}://{self._netloc}{target}"
+        self._probe = probe = _WSLink(self, url, self._link_options(), probe=True)
+        probe.start()
+
+    def probe_opened(self, link: _Link) -> None:
+        if link is self._probe:
+            link.send([EnginePacket(EnginePacketType.PING, "probe")])
+
+    def _on_probe_packets(self, packets: list[EnginePacket]) -> None:
+        probe, poll = self._probe, self._link
+        if probe is None or not isinstance(poll, _PollLink):
+            return
+        for packet in packets:
+            if packet.type == EnginePacketType.PONG and packet.data == "probe":
+                poll.pause(lambda: self._upgrade(probe, poll))
+                return
+        logger.debug("%r: an unexpected answer to the upgrade probe", self.owner)
+        self._drop_probe()
+
+    def _upgrade(self, probe: _Link, poll: _PollLink) -> None:
+        """Polling is paused and drained: switch to the WebSocket (send the upgrade packet, then
+        what waited), and forget the polling session."""
+        if self._probe is not probe or self._link is not poll or self._state != _OPEN:
+            return
+        self._probe = None
+        unsent = poll.take_unsent()
+        poll.discard()
+        self._link = probe
+        probe.send([EnginePacket(EnginePacketType.UPGRADE), *unsent])
+        logger.debug("%r: upgraded to WebSocket", self.owner)
+
+    def _drop_probe(self) -> None:
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            probe.discard()
+
+    @property
+    def transport(self) -> Optional[str]:
+        """``"polling"`` or ``"websocket"``: what carries the session now."""
+        link = self._link
+        return None if link is None else link.name
 
     # -- Engine.IO session -----------------------------------------------------------------
 
-    def _on_open_packet(self, data: Union[str, bytes]) -> None:
+    def _on_open_packet(self, link: _Link, data: Union[str, bytes]) -> None:
         if self._handshake is not None:
             raise DecodeError("a second open packet")
         self._handshake = parse_handshake(_text(data))
         self._last_rx = time.monotonic()
+        if isinstance(link, _PollLink):
+            # The payload's encoding told the revision apart: no need to guess.
+            link.set_sid(self._handshake.sid)
+            self._commit(link.version)
+            return
         if self.eio == 4 and self._auto and self._handshake.max_payload is None:
             self._probing = True
             self._probe_timer = self.loop.call_later(_PROBE_GRACE, self._commit, 4)
@@ -890,6 +1215,7 @@ class _Manager:
                     self.owner,
                 )
             self._schedule_ping()
+        self._maybe_upgrade()
 
     def _silence_limit(self) -> float:
         assert self._handshake is not None
@@ -1036,7 +1362,7 @@ class SocketIO(Namespace):
         namespace: Optional[str] = None,
         namespaces: Optional[list[str]] = None,
         auth: Union[dict[str, Any], Callable[[], dict[str, Any]], None] = None,
-        transports: Any = ("websocket",),
+        transports: Any = ("polling", "websocket"),
         reconnection: bool = True,
         reconnection_attempts: int = 0,
         reconnection_delay: float = 1.0,
@@ -1054,13 +1380,12 @@ class SocketIO(Namespace):
             _check_auth(auth)
         if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
             raise InvalidArgumentError(f"timeout must be a positive number, not {timeout!r}")
+        _check_options(options)
         if isinstance(transports, str):
             transports = (transports,)
         transports = tuple(transports)
         if not transports or any(t not in _TRANSPORTS for t in transports):
             raise InvalidArgumentError(f"transports are 'polling' and 'websocket': {transports!r}")
-        if "websocket" not in transports:
-            raise InvalidArgumentError("HTTP long-polling is not supported yet: use 'websocket'")
         policy = _policy(
             reconnection,
             reconnection_attempts,
@@ -1094,6 +1419,7 @@ class SocketIO(Namespace):
             timeout,
             policy,
             max_buffered,
+            transports,
             options,
         )
         self._init_namespace(manager, namespace)
@@ -1101,6 +1427,9 @@ class SocketIO(Namespace):
         for name in extra:
             if name not in manager.namespaces:
                 manager.namespaces[name] = Namespace(manager, name)
+        # The process lives while the connection does, reconnection waits included; Ctrl-C and
+        # a handler's sys.exit() close it.
+        _lifetime.acquire(self, lambda code, reason: self.close())
         manager.start()
 
     def __repr__(self) -> str:
@@ -1187,6 +1516,48 @@ def _policy(
         stable_after=SOCKETIO_DEFAULTS.stable_after,
         max_attempts=attempts or None,
     )
+
+
+_WS_OPTIONS = frozenset(
+    {
+        "headers",
+        "origin",
+        "ssl_context",
+        "cafile",
+        "connect_timeout",
+        "ping_interval",
+        "ping_timeout",
+        "close_timeout",
+        "max_size",
+        "proxy",
+    }
+)
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """Check the transport options at once (polling comes first: no WebSocket is made yet)."""
+    unknown = sorted(set(options) - _WS_OPTIONS)
+    if unknown:
+        raise TypeError(f"SocketIO() got unexpected keyword argument(s): {', '.join(unknown)}")
+    for name in ("connect_timeout", "ping_interval", "ping_timeout", "close_timeout"):
+        value = options.get(name)
+        if value is not None and not value > 0:
+            raise InvalidArgumentError(
+                f"{name} must be a positive number of seconds, not {value!r}"
+            )
+    max_size = options.get("max_size")
+    if max_size is not None and (not isinstance(max_size, int) or max_size <= 0):
+        raise InvalidArgumentError(f"max_size must be a positive int, not {max_size!r}")
+    headers = options.get("headers")
+    if isinstance(headers, dict):
+        for key, value in headers.items():
+            check_header(key, value)
+    elif headers is not None and not callable(headers):
+        raise TypeError("headers must be a dict or a callable returning one")
+    if options.get("origin") is not None:
+        check_header("Origin", options["origin"])
+    if options.get("proxy") is not None:
+        parse_proxy(options["proxy"])
 
 
 def _check_auth(auth: Any) -> None:

@@ -105,6 +105,7 @@ def clients() -> Any:
     made: list[Client] = []
 
     def make(url: str, *events: str, **options: Any) -> Client:
+        options.setdefault("transports", ["websocket"])  # the fake server is WebSocket only
         client = Client(url, *events, **options)
         made.append(client)
         return client
