@@ -449,6 +449,8 @@ def decode_payload(body: bytes, version: int, content_type: str = "") -> list[En
             bad UTF-8, unknown packet types, an empty body).
     """
     _check_version(version)
+    if not body:
+        raise DecodeError("an empty polling payload")
     if version == 3 and (
         content_type.split(";")[0].strip().lower() == PAYLOAD_BINARY
         or (body[:1] in (b"\x00", b"\x01"))
