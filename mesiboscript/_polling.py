@@ -30,6 +30,7 @@ from ._engineio import (
 )
 from ._exceptions import ConnectionFailed
 from ._loop import Loop, TimerHandle
+from ._proxy import ProxyOption
 from ._transport import Transport, TransportListener
 
 __all__ = ["HTTPConnection", "HTTPError", "HTTPResponse", "PollingListener", "PollingSession"]
@@ -93,7 +94,9 @@ class HTTPConnection:
         port: int,
         *,
         tls: Optional[ssl.SSLContext],
-        proxy: Optional[str],
+        proxy: ProxyOption,
+        scheme: str,
+        proxy_tls: Optional[ssl.SSLContext],
         host_header: str,
     ) -> None:
         self._loop = loop
@@ -101,6 +104,8 @@ class HTTPConnection:
         self._port = port
         self._tls = tls
         self._proxy = proxy
+        self._scheme = scheme
+        self._proxy_tls = proxy_tls
         self._host_header = host_header
         self._transport: Optional[Transport] = None
         self.current: Optional[_Events] = None  # the events of _transport
@@ -147,7 +152,14 @@ class HTTPConnection:
         if self._transport is None:
             self.current = _Events(self)
             self._transport = Transport(
-                self._loop, self.current, self._host, self._port, tls=self._tls, proxy=self._proxy
+                self._loop,
+                self.current,
+                self._host,
+                self._port,
+                tls=self._tls,
+                proxy=self._proxy,
+                scheme=self._scheme,
+                proxy_tls=self._proxy_tls,
             )
             self._sent = False
             self._transport.start()
@@ -274,7 +286,9 @@ class PollingSession:
         version: int,
         *,
         tls: Optional[ssl.SSLContext],
-        proxy: Optional[str],
+        proxy: ProxyOption,
+        scheme: str,
+        proxy_tls: Optional[ssl.SSLContext],
         headers: list[tuple[str, str]],
         host_header: str,
         detect: bool = False,
@@ -287,8 +301,19 @@ class PollingSession:
         self.version = version
         self._headers = headers
         self._timeout = request_timeout
-        self._get = HTTPConnection(loop, host, port, tls=tls, proxy=proxy, host_header=host_header)
-        self._post = HTTPConnection(loop, host, port, tls=tls, proxy=proxy, host_header=host_header)
+        self._get, self._post = (
+            HTTPConnection(
+                loop,
+                host,
+                port,
+                tls=tls,
+                proxy=proxy,
+                scheme=scheme,
+                proxy_tls=proxy_tls,
+                host_header=host_header,
+            )
+            for _ in range(2)
+        )
         self._sid: Optional[str] = None
         self._outbox: deque[EnginePacket] = deque()
         self._closed = False

@@ -49,11 +49,12 @@ from ._eventtarget import EventHandler, EventTarget, StrictHandlers
 from ._exceptions import ConnectionClosed, ConnectionFailed, InvalidStateError
 from ._loop import Loop, TimerHandle, get_loop
 from ._polling import PollingListener, PollingSession
+from ._proxy import check_proxy_option
 from ._reconnect import SOCKETIO_DEFAULTS, Reconnector, ReconnectPolicy
 from ._tls import make_context
-from ._transport import parse_proxy
 from ._validation import InvalidArgumentError, check_header
 from ._websocket import WebSocket
+from .sansio.deflate import DeflateOptions
 
 __all__ = ["Namespace", "SocketIO"]
 
@@ -124,10 +125,12 @@ class Namespace(StrictHandlers, EventTarget):
     wait (up to 1024 per name) until one is set.
     """
 
-    onconnect = EventHandler()
-    onmessage = EventHandler()
-    ondisconnect = EventHandler()
-    onconnect_error = EventHandler()
+    onconnect: EventHandler[Callable[[], object]] = EventHandler(doc="onconnect(): connected.")
+    onmessage: EventHandler[Callable[..., object]] = EventHandler(doc="onmessage(*args)")
+    ondisconnect: EventHandler[Callable[[str], object]] = EventHandler(doc="ondisconnect(reason)")
+    onconnect_error: EventHandler[Callable[[dict[str, Any]], object]] = EventHandler(
+        doc="onconnect_error(data): connecting failed; data['message'] says why."
+    )
 
     _MAX_HELD = _MAX_HELD  # events of one name kept while no handler for it is set
 
@@ -681,7 +684,10 @@ class _PollLink(_Link, PollingListener):
         self._manager = manager
         secure = manager.secure
         host, port = manager.host_port
-        tls = make_context(options.get("ssl_context"), options.get("cafile")) if secure else None
+        context, cafile = options.get("ssl_context"), options.get("cafile")
+        tls = make_context(context, cafile) if secure else None
+        # TLS to an https:// proxy trusts what the server's TLS trusts (as WebSocket does).
+        proxy_tls = tls or (make_context(context, cafile) if context or cafile else None)
         headers = options.get("headers") or {}
         header_list = list(headers.items()) if isinstance(headers, dict) else list(headers)
         if options.get("origin"):
@@ -695,6 +701,8 @@ class _PollLink(_Link, PollingListener):
             version,
             tls=tls,
             proxy=options.get("proxy"),
+            scheme=manager.scheme,
+            proxy_tls=proxy_tls,
             headers=[(str(k), str(v)) for k, v in header_list],
             host_header=manager.netloc,
             detect=manager.auto,
@@ -793,6 +801,7 @@ class _Manager:
         self._ws_scheme = ws_scheme
         self._netloc = self.netloc = netloc
         self.secure = ws_scheme == "wss"
+        self.scheme = ws_scheme  # the proxy environment rules of ws/wss apply to polling too
         parts = urlsplit(f"{ws_scheme}://{netloc}")
         self.host_port = (parts.hostname or "", parts.port or (443 if self.secure else 80))
         self._transports = transports
@@ -1344,14 +1353,17 @@ class SocketIO(Namespace):
         **options: passed to :class:`WebSocket` (``headers`` (also a callable returning them,
             called at each attempt), ``origin``, ``ssl_context``, ``cafile``,
             ``connect_timeout``, ``ping_interval``, ``ping_timeout``, ``close_timeout``,
-            ``max_size``, ``proxy``).
+            ``max_size``, ``proxy`` (long-polling too: the ws/wss environment rules),
+            ``compression``, ``compression_options``).
 
     Raises:
         ValueError: a bad URL, protocol, path, namespace or option (nothing is sent).
         TypeError: an auth payload that is not a JSON-serialisable dict; an unknown option.
     """
 
-    onreconnect = EventHandler()
+    onreconnect: EventHandler[Callable[[], object]] = EventHandler(
+        doc="onreconnect(): the connection is back after a drop (before each onconnect)."
+    )
 
     def __init__(
         self,
@@ -1530,6 +1542,8 @@ _WS_OPTIONS = frozenset(
         "close_timeout",
         "max_size",
         "proxy",
+        "compression",
+        "compression_options",
     }
 )
 
@@ -1556,8 +1570,10 @@ def _check_options(options: dict[str, Any]) -> None:
         raise TypeError("headers must be a dict or a callable returning one")
     if options.get("origin") is not None:
         check_header("Origin", options["origin"])
-    if options.get("proxy") is not None:
-        parse_proxy(options["proxy"])
+    check_proxy_option(options.get("proxy"))
+    DeflateOptions.from_options(
+        options.get("compression", "deflate"), options.get("compression_options")
+    )
 
 
 def _check_auth(auth: Any) -> None:
