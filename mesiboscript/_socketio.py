@@ -51,6 +51,7 @@ from ._loop import Loop, TimerHandle, get_loop
 from ._polling import PollingListener, PollingSession
 from ._proxy import check_proxy_option
 from ._reconnect import SOCKETIO_DEFAULTS, Reconnector, ReconnectPolicy
+from ._sendbuffer import SendBufferFull
 from ._tls import make_context
 from ._validation import InvalidArgumentError, check_header
 from ._websocket import WebSocket
@@ -270,7 +271,8 @@ class Namespace(StrictHandlers, EventTarget):
             ValueError: a reserved event name (``connect``, ``disconnect``, ...) or a value JSON
                 cannot carry (NaN).
             TypeError: a value that is not JSON-serialisable, or a callback that is not callable.
-            BufferError: ``max_buffered`` packets already wait for a connection.
+            SendBufferFull: ``max_buffered`` packets already wait for a connection (a
+                ``BufferError``, as the Mesibo ``Socket``'s).
         """
         if callback is not None and not callable(callback):
             raise TypeError("callback must be callable")
@@ -327,7 +329,7 @@ class Namespace(StrictHandlers, EventTarget):
                     raise ConnectionClosed(f"{self._name} on {self._manager.url} is closed")
                 return -1
             if not self._ready and len(self._outbox) >= limit:
-                raise BufferError(
+                raise SendBufferFull(
                     f"{limit} packets already wait for {self._manager.url} to connect "
                     "(max_buffered); not buffering more"
                 )
@@ -1347,7 +1349,7 @@ class SocketIO(Namespace):
         reconnection_attempts: attempts in a row before giving up (0: unlimited).
         reconnection_delay, reconnection_delay_max, randomization_factor: the backoff.
         max_buffered: packets ``emit``/``send``/``call`` may buffer while not connected
-            (default 1024); past it they raise ``BufferError``.
+            (default 1024); past it they raise ``SendBufferFull`` (a ``BufferError``).
         timeout: seconds allowed for each connection attempt (``None``: no limit); the first
             attempt then fails with ``onconnect_error({"message": "timeout"})``.
         **options: passed to :class:`WebSocket` (``headers`` (also a callable returning them,

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import pytest
 
-from mesiboscript import ConnectionClosed
+from mesiboscript import ConnectionClosed, SendBufferFull
 from mesiboscript._socketio import SocketIO
 
 from .helpers import TIMEOUT, free_port
@@ -200,7 +200,7 @@ def test_the_buffer_is_bounded(own: list[ServerProcess], clients: Callable[..., 
     client.get("disconnect")
     for n in range(3):
         client.sio.emit("echo", n)
-    with pytest.raises(BufferError, match="max_buffered"):
+    with pytest.raises(SendBufferFull, match="max_buffered"):
         client.sio.emit("echo", 3)
 
 
