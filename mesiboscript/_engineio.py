@@ -190,9 +190,17 @@ class SocketPacket:
 def _dumps(value: Any) -> str:
     # JSON.stringify's output: compact, UTF-8 as is; NaN and Infinity are not JSON.
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError as exc:
         raise ValueError(f"cannot send {value!r} as JSON: {exc}") from None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate cannot be UTF-8: escape it (and the rest) as \uXXXX, as
+            # JSON.stringify does since ES2019.
+            text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return text
 
 
 def _deconstruct(value: Any, attachments: list[bytes]) -> Any:
