@@ -99,7 +99,7 @@ def test_socket_decoder(items: list[Any]) -> None:
 # Socket.IO data is JSON, which escapes control characters: \x1e (v4's separator) never occurs.
 # Nor lone surrogates: the encoder escapes them as JSON.stringify does (see the test below).
 TEXTS = st.text(
-    st.characters(blacklist_characters="\x1e", blacklist_categories=("Cs",)), max_size=30
+    st.characters(blacklist_characters="\x1e", blacklist_categories=["Cs"]), max_size=30
 )
 PACKETS = st.lists(
     st.one_of(
