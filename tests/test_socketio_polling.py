@@ -206,6 +206,9 @@ class RawHTTP:
                     body, content_type = b"ok", "text/html"
                 else:
                     body, content_type = self.bodies.pop(0)
+                if content_type == "raw":  # not even HTTP
+                    conn.sendall(body)
+                    continue
                 head = (
                     f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -262,6 +265,23 @@ def test_v3_length_mismatch_is_a_parse_error(clients: Callable[..., Client]) -> 
         client = clients(server.url, transports=["polling"], protocol=3, reconnection=False)
         (data,) = client.get("connect_error")
         assert data["message"] == "parse error"
+        assert client.sio.wait(TIMEOUT)
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"SSH-2.0-OpenSSH\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab"],
+)
+def test_a_response_that_is_not_http_is_an_xhr_poll_error(
+    body: bytes, clients: Callable[..., Client]
+) -> None:
+    server = RawHTTP([(body, "raw")])
+    try:
+        client = clients(server.url, transports=["polling"], reconnection=False)
+        (data,) = client.get("connect_error")
+        assert data["message"] == "xhr poll error"
         assert client.sio.wait(TIMEOUT)
     finally:
         server.close()

@@ -404,3 +404,91 @@ def test_connection_state_recovery(
     assert client.sio.recovered
     assert client.sio.id == first_id
     assert client.get("missed") == ("while away",)  # the offset is not an argument
+
+
+# -- arguments and the user's callables ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"transports": "carrier-pigeon"}, ValueError),
+        ({"transports": []}, ValueError),
+        ({"max_buffered": -1}, ValueError),
+        ({"max_size": 0}, ValueError),
+        ({"ping_interval": 0}, ValueError),
+        ({"headers": 5}, TypeError),
+        ({"headers": {"Bad Name": "x"}}, ValueError),
+        ({"origin": "a\r\nb"}, ValueError),
+        ({"reconnection": "yes"}, TypeError),
+        ({"reconnection_attempts": -1}, ValueError),
+        ({"reconnection_delay": 0}, ValueError),
+        ({"reconnection_delay_max": "5"}, ValueError),
+        ({"randomization_factor": 1}, ValueError),
+        ({"namespaces": ["chat"]}, ValueError),
+        ({"no_such_option": 1}, TypeError),
+        ({"compression": "zip"}, ValueError),
+    ],
+)
+def test_bad_options_raise_at_once(options: dict[str, Any], error: type) -> None:
+    with pytest.raises(error):
+        SocketIO(f"http://127.0.0.1:{free_port()}", **options)
+
+
+def test_call_arguments(socketio4: ServerProcess, clients: Callable[..., Client]) -> None:
+    client = clients(socketio4.url, transports="websocket")  # one name is a one-item tuple
+    client.connected()
+    assert client.sio._manager.transport == "websocket"
+    with pytest.raises(ValueError, match="timeout"):
+        client.sio.call("echo", timeout=0)
+    with pytest.raises(ValueError, match="reserved"):
+        client.sio.call("connect")
+    chat = client.sio.of("/chat")
+    assert "Namespace" in repr(chat)
+    assert chat.namespace == "/chat"
+
+
+def test_an_auth_callable_that_raises_is_a_connect_error(
+    socketio4: ServerProcess, clients: Callable[..., Client]
+) -> None:
+    def auth() -> dict[str, Any]:
+        raise RuntimeError("no token today")
+
+    client = clients(socketio4.url, auth=auth)
+    (data,) = client.get("connect_error")
+    assert data == {"message": "auth error", "description": "no token today"}
+    assert client.sio.wait(TIMEOUT)
+
+
+def test_a_headers_callable_that_raises_is_a_connect_error(
+    socketio4: ServerProcess, clients: Callable[..., Client]
+) -> None:
+    def headers() -> dict[str, str]:
+        raise RuntimeError("no headers today")
+
+    client = clients(socketio4.url, headers=headers)
+    (data,) = client.get("connect_error")
+    assert data["message"] == "transport error"
+    assert "no headers today" in data["description"]
+    assert client.sio.wait(TIMEOUT)
+
+
+def test_a_headers_callable_that_fails_at_a_reconnection_ends_it(
+    own: list[ServerProcess], clients: Callable[..., Client]
+) -> None:
+    server = start_server("socketio4")
+    own.append(server)
+    calls = []
+
+    def headers() -> dict[str, str]:
+        calls.append(1)
+        if len(calls) > 2:  # the polling handshake and the upgrade's probe, then no more
+            raise RuntimeError("expired")
+        return {}
+
+    client = clients(server.url, "reconnect_failed", headers=headers, **FAST)
+    client.connected()
+    server.stop()
+    client.get("disconnect")
+    assert client.get("reconnect_failed") == ()
+    assert client.sio.wait(TIMEOUT)
