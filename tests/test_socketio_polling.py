@@ -9,6 +9,7 @@ malformed polling responses from a raw HTTP server end the session with "parse e
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import socket
 import threading
@@ -178,6 +179,7 @@ class RawHTTP:
 
     def __init__(self, bodies: list[tuple[bytes, str]]) -> None:
         self.bodies = bodies
+        self.post_status = 200
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(4)
@@ -188,7 +190,7 @@ class RawHTTP:
     def serve(self) -> None:
         conns: list[socket.socket] = []
         try:
-            while self.bodies:
+            while True:  # until close() closes the listener
                 conn, _ = self.listener.accept()
                 conns.append(conn)
                 conn.settimeout(TIMEOUT)
@@ -204,10 +206,19 @@ class RawHTTP:
                     while len(data) < head_end + length:
                         data += conn.recv(65536)
                     body, content_type = b"ok", "text/html"
+                    if self.post_status != 200:
+                        conn.sendall(
+                            f"HTTP/1.1 {self.post_status} Oops\r\nContent-Length: 0\r\n"
+                            "Connection: close\r\n\r\n".encode()
+                        )
+                        continue
+                elif not self.bodies:
+                    continue  # a long poll with nothing to say: left pending
                 else:
                     body, content_type = self.bodies.pop(0)
-                if content_type == "raw":  # not even HTTP
+                if content_type == "raw":  # not even HTTP, or cut short: then the end
                     conn.sendall(body)
+                    conn.close()
                     continue
                 head = (
                     f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
@@ -221,8 +232,11 @@ class RawHTTP:
                 conn.close()
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (Linux)
         self.listener.close()
         self.thread.join(TIMEOUT)
+        assert not self.thread.is_alive()
 
 
 OPEN_V4 = b'0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000}'
@@ -282,6 +296,35 @@ def test_a_response_that_is_not_http_is_an_xhr_poll_error(
         client = clients(server.url, transports=["polling"], reconnection=False)
         (data,) = client.get("connect_error")
         assert data["message"] == "xhr poll error"
+        assert client.sio.wait(TIMEOUT)
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("kind", ["botmaster", "socketio4"])
+def test_ping_timeout_over_polling(kind: str, clients: Callable[..., Client]) -> None:
+    """A server that stops (SIGSTOP) while long polls are pending: the heartbeat ends the session
+    with "ping timeout" at once, not after the pending requests."""
+    server = start_server(kind, heartbeat_ms=(100, 200))
+    try:
+        client = clients(server.url, transports=["polling"], reconnection=False)
+        client.connected()
+        server.pause()
+        assert client.get("disconnect") == ("ping timeout",)
+        assert client.sio.wait(TIMEOUT)
+    finally:
+        server.stop()
+
+
+def test_a_post_answered_with_an_error_ends_the_session(clients: Callable[..., Client]) -> None:
+    open_v4 = OPEN_V4 + b'\x1e40{"sid":"x"}'
+    server = RawHTTP([(open_v4, "text/plain")])
+    server.post_status = 500
+    try:
+        client = clients(server.url, transports=["polling"], protocol=4, reconnection=False)
+        client.get("connect")
+        (reason,) = client.get("disconnect")
+        assert reason == "transport error"
         assert client.sio.wait(TIMEOUT)
     finally:
         server.close()
