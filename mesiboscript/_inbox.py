@@ -27,7 +27,7 @@ class Inbox:
     """
 
     # One per connection: slots keep the 10 000-idle-connection footprint as it was.
-    __slots__ = ("_bytes", "_cond", "_max_bytes", "_max_items", "items", "paused")
+    __slots__ = ("_bytes", "_cond", "_max_bytes", "_max_items", "items", "paused", "watch")
 
     def __init__(
         self, cond: threading.Condition, max_bytes: int, max_items: Optional[int] = None
@@ -39,6 +39,9 @@ class Inbox:
         self.items: deque[Data] = deque()
         self._bytes = 0
         self.paused = False
+        #: Called after each put (on the putting thread, lock held): a reader that cannot block
+        #: a thread (``mesiboscript.aio``) is woken by it. It must be quick and never raise.
+        self.watch: Optional[Callable[[], None]] = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -54,6 +57,8 @@ class Inbox:
             self.items.append(data)
             self._bytes += len(data)
             self._cond.notify_all()
+            if self.watch is not None:
+                self.watch()
             if self.paused or not (
                 self._bytes > self._max_bytes
                 or (self._max_items is not None and len(self.items) > self._max_items)
