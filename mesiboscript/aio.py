@@ -525,7 +525,8 @@ class SocketIO(_Closable):
         return values[0] if len(values) == 1 else values
 
     async def close(self) -> None:
-        """Disconnect and wait (at most :data:`SHUTDOWN_WAIT` seconds) until it is done."""
+        """Disconnect and wait (at most :data:`SHUTDOWN_WAIT` seconds) until it is over, its
+        WebSocket closed."""
         self._sio.close()
         await self._wait_closed()
 
@@ -533,5 +534,5 @@ class SocketIO(_Closable):
         self._sio.close()
 
     async def _wait_closed(self) -> None:
-        if self._sio.connected and not self._disconnected.done():
-            await asyncio.wait([asyncio.shield(self._disconnected)], timeout=SHUTDOWN_WAIT)
+        # SocketIO.wait() blocks: a worker thread waits (closing is rare; no thread per event).
+        await self._aloop.run_in_executor(None, self._sio.wait, SHUTDOWN_WAIT)
