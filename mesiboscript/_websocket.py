@@ -31,7 +31,14 @@ from ._validation import ParsedURL, check_close, check_header, parse_protocols, 
 from ._wslink import DEFAULT_MAX_SIZE, WebSocketLink
 from .sansio.frames import BINARY, TEXT
 
-__all__ = ["DEFAULT_MAX_SIZE", "WebSocket", "go_away", "send_written", "watch_inbox"]
+__all__ = [
+    "DEFAULT_MAX_SIZE",
+    "WebSocket",
+    "go_away",
+    "read_nowait",
+    "send_written",
+    "watch_inbox",
+]
 
 # Messages waiting for a handler or read(): past the high-water mark the socket is not read
 # (TCP backpressure reaches the server); reading resumes under the low-water mark.
@@ -430,6 +437,17 @@ def watch_inbox(ws: WebSocket, callback: Optional[Callable[[], None]]) -> None:
     learns that ``read(0)`` has something, with the inbox's backpressure kept. A function, not a
     method: ``help(WebSocket)`` shows the browser's API only."""
     ws._inbox.watch = callback
+
+
+def read_nowait(ws: WebSocket) -> Union[str, bytes, bool, None]:
+    """The next message waiting in ``ws``'s inbox; ``None`` if none waits; ``False`` once closed
+    and drained. Never waits and never reads the socket on the calling thread (``read()`` may):
+    what arrives is read by the I/O thread, which :func:`watch_inbox` tells about."""
+    link = ws._link
+    data = ws._inbox.read(0, lambda: link.state is ReadyState.CLOSED)
+    if ws._inbox.paused:
+        ws._loop.call_soon_threadsafe(ws._maybe_resume)
+    return data
 
 
 def send_written(ws: WebSocket, data: SendData) -> Future[None]:

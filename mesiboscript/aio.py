@@ -42,7 +42,7 @@ from ._constants import ReadyState
 from ._events import CloseData
 from ._exceptions import ConnectionClosed, ConnectionFailed, InvalidStateError, socket_error_for
 from ._socketio import SocketIO as _SocketIO
-from ._websocket import SendData, go_away, send_written, watch_inbox
+from ._websocket import SendData, go_away, read_nowait, send_written, watch_inbox
 from ._websocket import WebSocket as _WebSocket
 
 __all__ = ["WRITE_HIGH_WATER", "SocketIO", "WebSocket", "connect", "connect_socketio"]
@@ -304,13 +304,13 @@ class WebSocket(_Closable):
         """
         ws = self._ws
         while True:
-            data = ws.read(0)
+            data = read_nowait(ws)
             if data is None:
                 if self._waiter is not None:
                     raise RuntimeError("another coroutine is already waiting in recv()")
                 waiter = self._waiter = self._aloop.create_future()
                 try:
-                    data = ws.read(0)  # again, now that an arrival would wake the waiter
+                    data = read_nowait(ws)  # again, now that an arrival would wake the waiter
                     if data is None:
                         await waiter
                         continue
