@@ -235,7 +235,7 @@ def test_messages_wait_for_the_first_handler(servers: AsyncServers) -> None:
         ws = WebSocket(f"ws://127.0.0.1:{server.port}/")
         assert sent.wait(TIMEOUT)
         wait_for(lambda: len(ws._inbox) == 50)
-        got: list[str] = []
+        got: list[object] = []
         done = threading.Event()
         ws.onmessage = lambda e: (got.append(e.data), len(got) == 50 and done.set())
         assert done.wait(TIMEOUT)
