@@ -167,10 +167,17 @@ class Socket(EventTarget):
     - ``onwrite(s, nbytes)``: ``nbytes`` of sent data reached the kernel.
     - ``onclose(s)``: closed for good (once).
 
-    Properties to set before :meth:`open`: :attr:`keepalive`, :attr:`verify_host`,
-    :attr:`enableSsl` (each must be a ``bool``). Assigning an unknown handler
-    (``s.onconect = f``) raises ``AttributeError``. If the connection fails while no ``onclose``
-    is set, one WARNING on the ``mesiboscript`` logger names the URL and the cause.
+    Properties to set before :meth:`open` (each a ``bool``; another type raises ``TypeError``):
+
+    - ``keepalive`` (``False``): a persistent connection: TCP keep-alive probes (pings on
+      ws/wss) and, after an unexpected drop, reconnection with backoff (see the module docs).
+    - ``verify_host`` (``True``): check the server's certificate and host name; ``False`` turns
+      both off, with a warning.
+    - ``enableSsl``: TLS on a ``sock://`` (or ``ws://``) URL; always on for ``socks://``/``wss://``.
+
+    Assigning an unknown handler (``s.onconect = f``) raises ``AttributeError``. If the
+    connection fails while no ``onclose`` is set, one WARNING on the ``mesiboscript`` logger
+    names the URL and the cause.
 
     Text: ``Socket(url, encoding="utf-8")`` hands ``sock``/``socks`` data to ``ondata`` (and
     ``read()``) as ``str``, decoded incrementally per connection, so a character split across two

@@ -220,6 +220,9 @@ class WebSocket(DOMEventTarget):
         # the exit hook (same thread) must still get it to close with 1001.
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
+        # Set once the close event has been dispatched: upgrade() reports a failure after its
+        # error and close handlers ran, so what they print comes before what the caller prints.
+        self._close_dispatched = False
         # Messages for read() or a late onmessage; past the high water, the socket is not read.
         self._inbox = Inbox(self._cond, _HIGH_WATER_BYTES, _HIGH_WATER_COUNT)
         self._futures: set[Future[None]] = set()
@@ -414,13 +417,25 @@ class WebSocket(DOMEventTarget):
         not_on_loop(self._loop, "upgrade", "onopen")
         link = self._link
         with self._cond:
-            self._cond.wait_for(lambda: link.state is not ReadyState.CONNECTING, timeout)
+            self._cond.wait_for(
+                lambda: (
+                    link.state is not ReadyState.CONNECTING
+                    and (link.core.opened or self._close_dispatched)
+                ),
+                timeout,
+            )
             state = link.state
             opened = link.core.opened
             waiting = len(self._inbox)
         if state is ReadyState.CONNECTING:
             self.close()
             return False
+        if not opened:
+            # A handler set after the failure gets its event late, from the I/O thread: let
+            # that delivery (queued before this) run too before reporting.
+            delivered = threading.Event()
+            self._loop.call_soon_threadsafe(delivered.set)
+            delivered.wait(timeout)
         return opened and (state is not ReadyState.CLOSED or waiting > 0)
 
     def read(self, timeout: Optional[float] = None) -> Union[str, bytes, bool, None]:
@@ -486,6 +501,9 @@ class WebSocket(DOMEventTarget):
             )
             self._emit("error", (error,), (ErrorEvent(error, end.failure, target=self),))
         self._emit("close", (CloseData(end.code, end.reason, end.was_clean, target=self),))
+        with self._cond:
+            self._close_dispatched = True
+            self._cond.notify_all()
         _lifetime.release(self)
 
 

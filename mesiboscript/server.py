@@ -323,13 +323,20 @@ class ServerWebSocket(DOMEventTarget):
                     self._loop.call_soon(self._hand_over)
             elif self._handover:
                 self._handover.append(item)
-            else:
-                self._bg.call_soon(self._enqueue, [item])
+            elif not self._bg.call_soon(self._enqueue, [item]):
+                self._dropped([item])
 
     def _hand_over(self) -> None:
         with self._lock:
             items, self._handover = self._handover, []
-            self._bg.call_soon(self._enqueue, items)
+            if not self._bg.call_soon(self._enqueue, items):
+                self._dropped(items)
+
+    def _dropped(self, items: list[tuple[str, Any, int]]) -> None:
+        """The server's thread has stopped: these will never be written."""
+        for kind, payload, _ in items:
+            if kind == "text" and not payload[1].done():
+                payload[1].set_exception(ConnectionClosed("the server has stopped"))
 
     def _enqueue(self, items: list[tuple[str, Any, int]]) -> None:
         self._outbox.extend(items)

@@ -68,9 +68,12 @@ def test_open_sessions_of_both_sides_and_of_one_server(server: WebSocketServer) 
         assert server.getOpenSessions() == [conn1]
         assert other.getOpenSessions() == [conn2]
         conn1.close()
-        wait_for(lambda: conn1 not in getOpenSessions() and ws1 not in getOpenSessions())
+        # Closing has begun: no longer OPEN, so no longer listed (before its close event).
+        assert conn1 not in getOpenSessions()
         assert server.getOpenSessions() == []
         ws2.close()
+        assert ws2 not in getOpenSessions()
+        wait_for(lambda: ws1 not in getOpenSessions())
     wait_for(lambda: getOpenSessions() == [])
 
 
