@@ -447,7 +447,14 @@ class SocketIO(_Closable):
     # -- what the I/O thread reports ---------------------------------------------------------
 
     def _on_connect(self) -> None:
-        _call_soon(self._aloop, _resolve, self._connected, None)
+        _call_soon(self._aloop, self._up)
+
+    def _up(self) -> None:
+        """Connected (on the event loop): the first time, or again after a reconnection."""
+        _resolve(self._connected, None)
+        if self._disconnected.done():
+            self._disconnected = self._aloop.create_future()
+        self._conns.add(self)
 
     def _on_connect_error(self, data: Any) -> None:
         message = data.get("message") if isinstance(data, dict) else data
