@@ -1,3 +1,5 @@
+# Locust is typed but needs Python 3.11+: where it is absent, its @task is an untyped decorator.
+# mypy: disallow-untyped-decorators=False
 """A Locust load test of a WebSocket echo server and a Socket.IO server, with mesiboscript's users.
 
     python -m mesiboscript serve ws                  # prints ws://127.0.0.1:PORT/
