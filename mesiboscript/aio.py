@@ -149,6 +149,45 @@ class _Opening(Generic[T]):
             await conn.close()  # type: ignore[attr-defined]
 
 
+class _InboxReader:
+    """Waits without blocking the event loop for what the I/O thread keeps in an inbox: the
+    inbox's watcher (``_arrived``, I/O thread) wakes the one waiting coroutine."""
+
+    _aloop: asyncio.AbstractEventLoop
+    _waiter: Optional[asyncio.Future[None]] = None  # the coroutine waiting (event loop)
+    _woken: Optional[asyncio.Future[None]] = None  # the last waiter woken (I/O thread)
+
+    def _arrived(self) -> None:
+        # Each waiter is woken once: this thread never clears _waiter (the event loop may have
+        # set a newer one meanwhile).
+        waiter = self._waiter
+        if waiter is not None and waiter is not self._woken:
+            self._woken = waiter
+            _call_soon(self._aloop, _resolve, waiter, None)
+
+    def _wake(self) -> None:
+        """The connection ended (event loop): a waiting coroutine looks again."""
+        if self._waiter is not None:
+            _resolve(self._waiter, None)
+
+    async def _next(self, read_nowait: Callable[[], Union[Message, bool, None]]) -> Any:
+        """The next item, or ``False`` once closed and drained."""
+        while True:
+            data = read_nowait()
+            if data is None:
+                if self._waiter is not None:
+                    raise RuntimeError("another coroutine is already waiting in recv()")
+                waiter = self._waiter = self._aloop.create_future()
+                try:
+                    data = read_nowait()  # again, now that an arrival would wake the waiter
+                    if data is None:
+                        await waiter
+                        continue
+                finally:
+                    self._waiter = None
+            return data
+
+
 # -- WebSocket --------------------------------------------------------------------------------
 
 
@@ -173,7 +212,7 @@ def connect(
     return _Opening(lambda: WebSocket._open(url, protocols, options))
 
 
-class WebSocket(_Closable):
+class WebSocket(_InboxReader, _Closable):
     """A WebSocket for asyncio (made by :func:`connect`), over a :class:`mesiboscript.WebSocket`.
 
     Use it from the event loop that opened it.
@@ -183,8 +222,6 @@ class WebSocket(_Closable):
         self._aloop = loop
         self._opened: asyncio.Future[None] = loop.create_future()
         self._closed: asyncio.Future[CloseData] = loop.create_future()
-        self._waiter: Optional[asyncio.Future[None]] = None  # the recv() waiting (event loop)
-        self._woken: Optional[asyncio.Future[None]] = None  # the last one woken (I/O thread)
         self._conns: set[_Closable] = set()
         self._close: Optional[CloseData] = None
         self._ws: _WebSocket
@@ -224,14 +261,6 @@ class WebSocket(_Closable):
         # The event's target, not self._ws: a connection can fail before the constructor returns.
         _call_soon(self._aloop, self._ended, event, event.target.last_error)
 
-    def _arrived(self) -> None:
-        # Called with the inbox's lock held. Each waiter is woken once: this thread never
-        # clears _waiter (the event loop may have set a newer one meanwhile).
-        waiter = self._waiter
-        if waiter is not None and waiter is not self._woken:
-            self._woken = waiter
-            _call_soon(self._aloop, _resolve, waiter, None)
-
     def _ended(self, event: CloseData, cause: Optional[BaseException]) -> None:
         """The close event, on the event loop."""
         self._close = event
@@ -246,8 +275,7 @@ class WebSocket(_Closable):
             self._opened.set_exception(failed)
             self._opened.exception()  # retrieved: an abandoned open() must not warn
         _resolve(self._closed, event)
-        if self._waiter is not None:
-            _resolve(self._waiter, None)
+        self._wake()
 
     # -- properties --------------------------------------------------------------------------
 
@@ -303,26 +331,12 @@ class WebSocket(_Closable):
             RuntimeError: if another ``recv()`` is waiting already.
         """
         ws = self._ws
-        while True:
-            data = read_nowait(ws)
-            if data is None:
-                if self._waiter is not None:
-                    raise RuntimeError("another coroutine is already waiting in recv()")
-                waiter = self._waiter = self._aloop.create_future()
-                try:
-                    data = read_nowait(ws)  # again, now that an arrival would wake the waiter
-                    if data is None:
-                        await waiter
-                        continue
-                finally:
-                    self._waiter = None
-            if data is False:
-                event = await asyncio.shield(self._closed)
-                raise ConnectionClosed(
-                    f"the connection closed ({event.code})", event.code, event.reason
-                )
-            assert not isinstance(data, bool)
-            return data
+        data = await self._next(lambda: read_nowait(ws))
+        if data is False:
+            event = await asyncio.shield(self._closed)
+            code, reason = event.code, event.reason
+            raise ConnectionClosed(f"the connection closed ({code})", code, reason)
+        return data  # type: ignore[no-any-return]
 
     def __aiter__(self) -> WebSocket:
         return self
