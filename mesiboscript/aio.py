@@ -42,10 +42,21 @@ from ._constants import ReadyState
 from ._events import CloseData
 from ._exceptions import ConnectionClosed, ConnectionFailed, InvalidStateError, socket_error_for
 from ._socketio import SocketIO as _SocketIO
+from ._tcp import Socket as _Socket
+from ._tcp import read_nowait as _socket_read_nowait
+from ._tcp import watch_inbox as _socket_watch_inbox
 from ._websocket import SendData, go_away, read_nowait, send_written, watch_inbox
 from ._websocket import WebSocket as _WebSocket
 
-__all__ = ["WRITE_HIGH_WATER", "SocketIO", "WebSocket", "connect", "connect_socketio"]
+__all__ = [
+    "WRITE_HIGH_WATER",
+    "Socket",
+    "SocketIO",
+    "WebSocket",
+    "connect",
+    "connect_socketio",
+    "open_socket",
+]
 
 #: Bytes waiting for the kernel past which ``send()`` waits for its message to be written.
 WRITE_HIGH_WATER = 64 * 1024
@@ -408,6 +419,139 @@ class WebSocket(_InboxReader, _Closable):
 
     async def _wait_closed(self) -> None:
         await self.wait_closed()
+
+
+# -- Socket (Mesibo) --------------------------------------------------------------------------
+
+
+def open_socket(
+    url: str,
+    *,
+    keepalive: bool = False,
+    verify_host: bool = True,
+    enableSsl: bool = False,
+    **options: Any,
+) -> _Opening[Socket]:
+    """Open a Mesibo :class:`mesiboscript.Socket` for asyncio (``sock://``, ``socks://``,
+    ``ws://``, ``wss://``): ``s = await open_socket(url)`` or ``async with open_socket(url) as
+    s:``. ``keepalive``, ``verify_host`` and ``enableSsl`` are the Socket's properties;
+    ``options`` its keywords (``connect_timeout``, ``max_buffer``, ``ssl_context``...).
+
+    Raises:
+        ConnectionFailed: the first connection failed (``__cause__`` is why).
+    """
+    for name in ("onconnect", "ondata", "onwrite", "onclose"):
+        if name in options:
+            raise TypeError(f"open_socket() takes no {name}: await recv() or iterate instead")
+    props = {"keepalive": keepalive, "verify_host": verify_host, "enableSsl": enableSsl}
+    return _Opening(lambda: Socket._open(url, props, options))
+
+
+class Socket(_InboxReader, _Closable):
+    """A Mesibo ``Socket`` for asyncio (made by :func:`open_socket`): ``await recv()`` gives
+    the data as it arrives (``bytes`` on sock/socks, a message on ws/wss), ``async for`` until
+    it closes. With ``keepalive`` it reconnects by itself, and receiving goes on."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._aloop = loop
+        self._connected: asyncio.Future[None] = loop.create_future()
+        self._closed: asyncio.Future[None] = loop.create_future()
+        self._conns: set[_Closable] = set()
+        self._s: _Socket
+
+    @classmethod
+    async def _open(cls, url: str, props: dict[str, bool], options: dict[str, Any]) -> Socket:
+        self = cls(asyncio.get_running_loop())
+        s = self._s = _Socket(
+            url,
+            onconnect=self._on_connect,
+            ondata=_Socket.queue,  # kept in the socket's inbox, which recv() reads
+            onclose=self._on_close,
+            **options,
+        )
+        defaults = {"keepalive": False, "verify_host": True, "enableSsl": False}
+        for name, value in props.items():
+            if value != defaults[name]:  # set only what differs (enableSsl is implied by socks)
+                setattr(s, name, value)
+        _socket_watch_inbox(s, self._arrived)
+        s.open()
+        _lifetime.release(s)  # its life is the event loop's (see the module doc)
+        self._conns = await _register(self)
+        try:
+            await asyncio.shield(self._connected)
+        except asyncio.CancelledError:
+            s.close()
+            raise
+        return self
+
+    def __repr__(self) -> str:
+        return f"<mesiboscript.aio.Socket {self._s.url} {self.readyState.name}>"
+
+    def _on_connect(self, s: _Socket) -> None:
+        _call_soon(self._aloop, _resolve, self._connected, None)
+
+    def _on_close(self, s: _Socket) -> None:
+        _call_soon(self._aloop, self._ended, s.last_error)
+
+    def _ended(self, cause: Optional[BaseException]) -> None:
+        self._conns.discard(self)
+        if not self._connected.done():
+            failed = ConnectionFailed(f"could not connect to {self._s.url}: {cause or 'closed'}")
+            failed.__cause__ = cause
+            self._connected.set_exception(failed)
+            self._connected.exception()  # retrieved: an abandoned open must not warn
+        _resolve(self._closed, None)
+        self._wake()
+
+    @property
+    def url(self) -> str:
+        return self._s.url
+
+    @property
+    def readyState(self) -> ReadyState:
+        return self._s.readyState
+
+    @property
+    def socket(self) -> _Socket:
+        """The thread-style :class:`mesiboscript.Socket` underneath."""
+        return self._s
+
+    async def recv(self) -> Message:
+        """The next data (``bytes``; a message on ws/wss).
+
+        Raises:
+            ConnectionClosed: once the socket has closed and everything was read.
+        """
+        s = self._s
+        data = await self._next(lambda: _socket_read_nowait(s))
+        if data is False:
+            raise ConnectionClosed("the socket closed")
+        return data  # type: ignore[no-any-return]
+
+    def __aiter__(self) -> Socket:
+        return self
+
+    async def __anext__(self) -> Message:
+        """The next data; the iteration ends when the socket closes."""
+        try:
+            return await self.recv()
+        except ConnectionClosed:
+            raise StopAsyncIteration from None
+
+    async def send(self, data: Union[str, bytes, bytearray, memoryview]) -> None:
+        """Queue data (held while a keepalive socket reconnects, up to ``max_buffer``)."""
+        self._s.send(data)
+
+    async def close(self) -> None:
+        """Write what was sent, close, and wait for the close."""
+        self._s.close()
+        await asyncio.shield(self._closed)
+
+    def _go_away(self) -> None:
+        self._s.close()
+
+    async def _wait_closed(self) -> None:
+        await asyncio.shield(self._closed)
 
 
 # -- SocketIO ---------------------------------------------------------------------------------

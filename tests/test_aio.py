@@ -284,3 +284,55 @@ def test_the_asyncio_example_runs(echo_url: str) -> None:
         "< from a thread-style WebSocket",
         "closed 1000",
     ]
+
+
+def test_mesibo_socket_face() -> None:
+    with EchoServer("sock") as server:
+
+        async def main() -> None:
+            async with aio.open_socket(server.url) as s:
+                assert s.readyState.name == "OPEN"
+                assert s.url == server.url
+                assert "aio.Socket" in repr(s)
+                assert isinstance(s.socket, mesiboscript.Socket)
+                await s.send(b"raw bytes")
+                got = b""
+                while len(got) < 9:
+                    got += await s.recv()
+                assert got == b"raw bytes"
+            assert s.readyState.name == "CLOSED"
+            with pytest.raises(mesiboscript.ConnectionClosed):
+                await s.recv()
+
+        run(main())
+
+
+def test_mesibo_socket_over_websocket_iterates_until_closed() -> None:
+    with EchoServer("ws", script="greet/hi/echo/1/close") as server:
+
+        async def main() -> list[Any]:
+            s = await aio.open_socket(server.url, keepalive=False)
+            await s.send("echoed")
+            return [message async for message in s]
+
+        assert run(main()) == ["hi", "echoed"]
+
+
+def test_mesibo_socket_failure_and_loop_close() -> None:
+    from .helpers import free_port
+
+    async def refused() -> None:
+        with pytest.raises(mesiboscript.ConnectionFailed):
+            await aio.open_socket(f"sock://127.0.0.1:{free_port()}")
+        with pytest.raises(TypeError):
+            aio.open_socket("sock://127.0.0.1:1", ondata=print)
+
+    run(refused())
+    kept: list[aio.Socket] = []
+    with EchoServer("sock") as server:
+
+        async def left_open() -> None:
+            kept.append(await aio.open_socket(server.url))
+
+        run(left_open())
+        assert kept[0].readyState.name == "CLOSED"
