@@ -298,7 +298,9 @@ def test_mesibo_socket_face() -> None:
                 await s.send(b"raw bytes")
                 got = b""
                 while len(got) < 9:
-                    got += await s.recv()
+                    chunk = await s.recv()
+                    assert isinstance(chunk, bytes)
+                    got += chunk
                 assert got == b"raw bytes"
             assert s.readyState.name == "CLOSED"
             with pytest.raises(mesiboscript.ConnectionClosed):
