@@ -8,16 +8,20 @@ servers run here, unpatched.
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from mesiboscript.testing import EchoServer
 
-from .helpers import TIMEOUT
+from .helpers import TIMEOUT, AsyncServers, interruptible
 from .test_socketio import ServerProcess, start_server
 
 if importlib.util.find_spec("gevent") is None:  # not imported here: only the children patch
@@ -162,3 +166,51 @@ def test_a_handlers_exit_ends_the_process_with_its_status() -> None:
         out = run_script(HANDLER_EXIT, server.url)
     assert out.returncode == 3, out.stderr
     assert out.stdout == "main code interrupted\n"
+
+
+CTRL_C = """
+from gevent import monkey
+
+monkey.patch_all()
+
+import sys
+
+import gevent
+
+import mesiboscript
+
+ws = mesiboscript.WebSocket(sys.argv[1])
+ws.onclose = lambda event: print("closed", event.code, flush=True)
+assert ws.upgrade(10)
+print("open", flush=True)
+gevent.sleep(30)
+print("not reached")
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_closes_with_1001_under_gevent(servers: AsyncServers) -> None:
+    """Before: the library's greenlets blocked SIGINT in the one OS thread, so Ctrl-C did
+    nothing. Now it interrupts the main code and closes every connection with 1001."""
+    codes: list[Any] = []
+    closed = threading.Event()
+
+    async def handler(conn: Any) -> None:
+        await conn.wait_closed()
+        codes.append(conn.close_code)
+        closed.set()
+
+    server = servers.serve(handler)
+    try:
+        proc = interruptible("-c", textwrap.dedent(CTRL_C), f"ws://127.0.0.1:{server.port}/")
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "open"
+        os.kill(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=TIMEOUT)
+        assert closed.wait(TIMEOUT)
+    finally:
+        servers.stop(server)
+    assert codes == [1001]
+    assert "closed 1001" in out, err
+    assert "not reached" not in out
+    assert proc.returncode == -signal.SIGINT, err
