@@ -156,5 +156,6 @@ def test_v3_payloads_from_both_engine_io_generations(
 
 def test_lone_surrogates_are_escaped_as_json_stringify_does() -> None:
     (text,) = encode_socket_packet(SocketPacket(SocketPacketType.EVENT, "/", ["x", "a\ud800é"]))
+    assert isinstance(text, str)
     assert text == '2["x","a\\ud800\\u00e9"]'
     text.encode("utf-8")  # sendable
