@@ -19,7 +19,8 @@ Workloads:
 
 Clients: ``mesiboscript`` (defaults: window 15, memLevel 8, as Chromium), ``mesiboscript-lean``
 (``compression_options={"client_max_window_bits": 12, "server_max_window_bits": 12,
-"mem_level": 5}``, websockets' own choice), ``mesiboscript-plain`` (``compression=None``: the same
+"mem_level": 5}``, websockets' own choice), ``mesiboscript-level1`` (``{"level": 1}``: zlib's
+fastest, aiohttp's choice), ``mesiboscript-plain`` (``compression=None``: the same
 server, nothing compressed), ``websockets`` (``websockets.sync.client.connect``, its default
 compression; asyncio ``connect`` for idle) and ``aiohttp`` (``ws_connect(compress=15)``).
 """
@@ -41,7 +42,14 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SERVER = os.path.join(ROOT, "tests", "ws_node_server", "ws_echo_server.js")
-CLIENTS = ("mesiboscript", "mesiboscript-lean", "mesiboscript-plain", "websockets", "aiohttp")
+CLIENTS = (
+    "mesiboscript",
+    "mesiboscript-lean",
+    "mesiboscript-level1",
+    "mesiboscript-plain",
+    "websockets",
+    "aiohttp",
+)
 WORKLOADS = ("json1k", "json64k", "idle")
 LEAN = {"client_max_window_bits": 12, "server_max_window_bits": 12, "mem_level": 5}
 
@@ -88,6 +96,8 @@ def worker(client: str, workload: str, url: str, duration: float, idle_n: int) -
 def _mesibo_options(client: str) -> dict[str, Any]:
     if client == "mesiboscript-lean":
         return {"compression_options": LEAN}
+    if client == "mesiboscript-level1":
+        return {"compression_options": {"level": 1}}
     if client == "mesiboscript-plain":
         return {"compression": None}
     return {}
@@ -265,6 +275,7 @@ def aiohttp_idle(url: str, n: int) -> dict[str, Any]:
 ECHO = {
     "mesiboscript": mesibo_echo("mesiboscript"),
     "mesiboscript-lean": mesibo_echo("mesiboscript-lean"),
+    "mesiboscript-level1": mesibo_echo("mesiboscript-level1"),
     "mesiboscript-plain": mesibo_echo("mesiboscript-plain"),
     "websockets": websockets_echo,
     "aiohttp": aiohttp_echo,
@@ -272,6 +283,7 @@ ECHO = {
 IDLE = {
     "mesiboscript": mesibo_idle("mesiboscript"),
     "mesiboscript-lean": mesibo_idle("mesiboscript-lean"),
+    "mesiboscript-level1": mesibo_idle("mesiboscript-level1"),
     "mesiboscript-plain": mesibo_idle("mesiboscript-plain"),
     "websockets": websockets_idle,
     "aiohttp": aiohttp_idle,

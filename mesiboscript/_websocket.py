@@ -155,6 +155,7 @@ class WebSocket(DOMEventTarget):
     _origin: Optional[str]
     _ssl_context: Optional[ssl.SSLContext]
     _proxy: Union[bool, str, None]
+    _compression: tuple[Optional[str], Optional[Mapping[str, Any]]]
 
     def __init__(
         self,
@@ -185,6 +186,8 @@ class WebSocket(DOMEventTarget):
             headers, origin = headers or other._headers, origin or other._origin
             ssl_context = ssl_context or other._ssl_context
             proxy = other._proxy if proxy is None else proxy
+            if compression == "deflate" and compression_options is None:  # not given: the other's
+                compression, compression_options = other._compression
         self._parsed: ParsedURL = parse_url(url)
         self._protocols = parse_protocols(protocols)
         self._headers = dict(headers or {})
@@ -206,6 +209,7 @@ class WebSocket(DOMEventTarget):
             raise ValueError(f"max_size must be a positive int, not {max_size!r}")
         check_proxy_option(proxy)
         deflate = DeflateOptions.from_options(compression, compression_options)
+        self._compression = (compression, compression_options)
         self._origin = origin
         self._ssl_context = ssl_context
         self._proxy = proxy

@@ -31,7 +31,7 @@ from .rawserver import (
     frame,
     parse_client_frames,
 )
-from .test_socketio import ServerProcess
+from .test_socketio import ServerProcess, node_server
 
 NODE_DIR = Path(__file__).parent / "ws_node_server"
 
@@ -67,7 +67,7 @@ def test_websockets_server_agrees_and_echoes(scheme: str) -> None:
     assert rec.close_data.wasClean
 
 
-def test_compression_none_offers_nothing() -> None:
+def test_compression_none_offers_nothing_and_a_copy_keeps_the_choice() -> None:
     with EchoServer("ws") as server:
         ws = WebSocket(server.url, compression=None)
         rec = Recorder(ws)
@@ -75,6 +75,12 @@ def test_compression_none_offers_nothing() -> None:
         assert ws.extensions == ""
         echo(ws, rec, [JSON_1K])
         ws.close()
+        rec.wait_closed()
+        again = WebSocket(ws)  # "the same URL, protocols and options"
+        rec = Recorder(again)
+        assert rec.opened.wait(TIMEOUT)
+        assert again.extensions == ""
+        again.close()
         rec.wait_closed()
 
 
@@ -169,6 +175,31 @@ def test_node_ws_per_message_deflate(node_ws: Any, options: dict[str, Any], agre
     rec.wait_closed()
     assert rec.close_data is not None
     assert (rec.close_data.code, rec.close_data.wasClean) == (1000, True)
+
+
+# -- SocketIO: Botmaster's socket.io 1.7 (engine.io 1.8) accepts permessage-deflate ----------------
+
+
+@pytest.mark.parametrize("compression", ["deflate", None])
+def test_socketio_websocket_transport_through_botmaster(compression: Any) -> None:
+    server = node_server("botmaster_echo_bot.js")
+    try:
+        replies: list[Any] = []
+        got = threading.Event()
+
+        def onmessage(data: Any) -> None:
+            replies.append(data)
+            got.set()
+
+        sio = SocketIO(f"{server.url}?botmasterUserId=deflate", compression=compression)
+        sio.onmessage = onmessage
+        text = JSON_64K[:20_000]  # over engine.io's 1 KiB threshold: the server compresses it
+        sio.send({"text": text})
+        assert got.wait(TIMEOUT)
+        assert replies[0]["message"]["text"] == text
+        sio.close()
+    finally:
+        server.stop()
 
 
 # -- our own server and the Mesibo Socket --------------------------------------------------------

@@ -498,6 +498,11 @@ def violation(conn: ClientConnection, data: bytes, step: int = 1 << 30) -> tuple
         (frame(OP_TEXT, squeeze(b"\xce\xba\xff"), rsv=4), 1007, "UTF-8"),
         # A stored block whose length only the flush tail contradicts: fails at the end.
         (frame(OP_BINARY, b"\x00\x01\x00", rsv=4), 1002, "cannot be inflated"),
+        (
+            frame(OP_BINARY, b"\x00\x01", rsv=4, fin=False) + frame(OP_CONT, b"\x00"),
+            1002,
+            "cannot be inflated",
+        ),
     ],
 )
 def test_compressed_frame_violations(data: bytes, code: int, words: str) -> None:

@@ -259,6 +259,13 @@ class Parser:
                         events.append(Message(text))
                     pos += length
                     continue
+                if b0 & 0x40 and fin and end - pos >= length and not self._msg_op:
+                    # A whole compressed message in the buffer (RSV1 passed _check_header: it is
+                    # a data frame and permessage-deflate was agreed): inflated in one call.
+                    if not self._inflate_whole(events, op, data, pos, length):
+                        return events
+                    pos += length
+                    continue
                 self._in_frame = True
                 self._op = op
                 self._fin = fin
@@ -368,6 +375,28 @@ class Parser:
                     return False
             else:
                 self._parts.append(piece)
+        return True
+
+    def _inflate_whole(
+        self, events: list[Event], op: int, data: bytes, pos: int, length: int
+    ) -> bool:
+        assert self.deflate is not None
+        try:
+            pieces = self.deflate.decompress(
+                memoryview(data)[pos : pos + length], self.max_size, True
+            )
+        except InflateError as exc:
+            self._fail(events, exc.code, str(exc))
+            return False
+        payload = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        if op == BINARY:
+            events.append(Message(payload))
+            return True
+        try:
+            events.append(Message(payload.decode("utf-8")))
+        except UnicodeDecodeError:
+            self._fail(events, 1007, "invalid UTF-8 in a text message")
+            return False
         return True
 
     def _end_message(self, events: list[Event]) -> bool:
