@@ -109,6 +109,9 @@ class Transport:
         self._written = 0  # bytes ever handed to the kernel
         self._close_after_flush = False
         self._reading = True
+        # try_send_now: the owner's lock, under which it calls try_send_now and the socket closes.
+        self._send_lock: Any = None
+        self._direct = False  # plain TCP and open: try_send_now may write (set on the loop)
 
     # -- public --------------------------------------------------------------------------------
 
@@ -178,6 +181,35 @@ class Transport:
         else:
             out.append(bytearray(data))
         return size
+
+    def allow_send_now(self, lock: Any) -> None:
+        """Let :meth:`try_send_now` write from other threads, serialised by ``lock``: the
+        owner's lock, which it holds around every ``try_send_now`` and every :meth:`write`
+        (the socket is closed under it too, so a direct write never reaches a closed, or
+        reused, descriptor)."""
+        self._send_lock = lock
+
+    def try_send_now(self, data: Union[bytes, list[bytes]]) -> int:
+        """From any thread, with the lock given to :meth:`allow_send_now` held: hand ``data``
+        (a buffer, or a list of pieces) to the kernel now, without blocking: the bytes it took,
+        or -1 when it may not (not open yet or any more, TLS, or writes are queued: the caller
+        queues ``data`` with :meth:`write` instead, which keeps the order).
+
+        Nothing here is counted in :attr:`pending_bytes` or reported to ``write_done``: the
+        caller queues what was not taken with :meth:`write`, as a new write.
+        """
+        if not self._direct or self._out or self._stage != "open":
+            return -1
+        sock = self._sock
+        assert sock is not None
+        try:
+            if type(data) is list:
+                return sock.sendmsg(data[:_IOV_MAX])
+            return sock.send(data)  # type: ignore[arg-type]
+        except _WOULD_BLOCK:
+            return 0
+        except OSError:
+            return 0  # the loop sees the error on its next read or write and ends the stream
 
     def read_into(self, buffer: Optional[memoryview]) -> None:
         """Fill ``buffer`` with what arrives next (``protocol.buffer_updated``), not ``recv``.
@@ -396,6 +428,8 @@ class Transport:
     def _open(self) -> None:
         self._stage = "open"
         self._gather = hasattr(self._sock, "sendmsg") and not isinstance(self._sock, ssl.SSLSocket)
+        # A TLS object must not be written by one thread while another reads it.
+        self._direct = self._gather and self._send_lock is not None
         self._set_events(READ if self._reading else 0)  # paused before it opened: stays so
         self._protocol.connection_made()
         if self._stage == "open" and self._out:
@@ -535,7 +569,11 @@ class Transport:
                 self._loop.remove(self._sock)
                 self._events = 0
             try:
-                self._sock.close()
+                if self._send_lock is not None:
+                    with self._send_lock:  # not while another thread writes to it directly
+                        self._sock.close()
+                else:
+                    self._sock.close()
             except OSError:
                 pass
         self._out.clear()

@@ -27,7 +27,7 @@ from ._transport import Buffer, Transport, TransportListener
 from ._validation import ParsedURL
 from .sansio.connection import ClientConnection
 from .sansio.events import Message, Opened
-from .sansio.frames import BINARY, TEXT, build_frame
+from .sansio.frames import BINARY, TEXT, Frame, build_frame
 
 __all__ = ["DEFAULT_MAX_SIZE", "WebSocketLink"]
 
@@ -101,6 +101,12 @@ class WebSocketLink(TransportListener):
         self._close_timeout = close_timeout
         self._transport: Optional[Transport] = None
         self._pump_scheduled = False  # under cond
+        # Direct sends (send_threadsafe): the I/O thread is between taking the core's frames and
+        # queueing them on the transport (set under the lock); reads so far, and at the last
+        # direct send (at most one direct send per read: a stream of sends is batched instead).
+        self._io_writing = False
+        self._rx_count = 0
+        self._rx_direct = 0
         # What the transport has not written yet: (the owner's token, the payload's size), in order.
         self._pending: deque[tuple[object, int]] = deque()
         self._rejected: list[object] = []  # tokens of writes the core refused (closing)
@@ -131,15 +137,37 @@ class WebSocketLink(TransportListener):
         return self._accepted - self._written
 
     def send_threadsafe(self, opcode: int, payload: Buffer, token: object = None) -> bool:
-        """Queue a message from any thread; False when the core refused it (not OPEN, or our
-        close frame is out). It is written on the I/O thread's next turn, with whatever else was
-        queued meanwhile (one system call for the batch). :attr:`buffered` counts it either way
-        (the standard's ``bufferedAmount`` grows even once closing has begun)."""
+        """Send a message from any thread; False when the core refused it (not OPEN, or our
+        close frame is out). :attr:`buffered` counts what is not in the kernel yet (the
+        standard's ``bufferedAmount`` grows even once closing has begun).
+
+        Right after a message came in (the request/response pattern: ``read()`` or a handler
+        answering), and with nothing queued, the frame goes to the kernel at once from this
+        thread (:meth:`Transport.try_send_now`, under the lock, so nothing can overtake it or
+        be overtaken): no wake-up of the I/O thread. Otherwise, or for what the kernel did not
+        take, it is queued and written on the I/O thread's next turn, with whatever else was
+        queued meanwhile (one system call for a batch: a stream of sends costs one wake-up per
+        batch, not a system call per message)."""
         size = len(payload)
-        frame = build_frame(opcode, payload)  # masked before the lock: the I/O thread reads on
+        frame: Optional[Frame] = build_frame(opcode, payload)  # masked before the lock
         with self._lock:
+            if (
+                self._rx_count != self._rx_direct
+                and token is None
+                and not self._pump_scheduled
+                and not self._io_writing
+                and self.core.can_send
+                and not self.core.has_data_to_send
+                and self._transport is not None
+            ):
+                sent = self._transport.try_send_now(frame)  # type: ignore[arg-type]
+                if sent >= 0:
+                    self._rx_direct = self._rx_count
+                    frame = _unsent(frame, sent)  # type: ignore[arg-type]
+                    if frame is None:
+                        return True
             self._accepted += size
-            if not self.core.send_frame(frame, (token, size)):
+            if not self.core.send_frame(frame, (token, size)):  # type: ignore[arg-type]
                 return False
             if self._pump_scheduled:
                 return True
@@ -170,6 +198,7 @@ class WebSocketLink(TransportListener):
         )
         if self._connect_timeout is not None:
             self._timer = self._loop.call_later(self._connect_timeout, self._on_connect_timeout)
+        self._transport.allow_send_now(self._lock)
         self._transport.start()
 
     def write(self, data: Buffer, token: object = None, *, text: bool = False) -> None:
@@ -227,18 +256,24 @@ class WebSocketLink(TransportListener):
             state = self.core.state
             must_close = self.core.must_close_transport
             opened = self.core.opened
+            # Until these are on the transport's queue, no direct send may overtake them.
+            self._io_writing = bool(frames)
         transport = self._transport
         if transport is None:
+            self._io_writing = False
             if state >= ReadyState.CLOSING:
                 self._end(None)  # closed or failed before the connection started
             return
         if frames:
             last = len(frames) - 1
             pending = self._pending
-            for i, (frame, token) in enumerate(frames):
-                if token is not None:
-                    pending.append(token)  # type: ignore[arg-type]
-                transport.write(frame, token, i == last)
+            try:
+                for i, (frame, token) in enumerate(frames):
+                    if token is not None:
+                        pending.append(token)  # type: ignore[arg-type]
+                    transport.write(frame, token, i == last)
+            finally:
+                self._io_writing = False
         if state < ReadyState.CLOSING or self._ended:
             return
         if must_close:
@@ -271,7 +306,12 @@ class WebSocketLink(TransportListener):
 
     def data_received(self, data: bytes) -> None:
         self._last_rx = time.monotonic()
+        self._rx_count += 1
         with self._lock:
+            # Sends made while this input is handled (handlers, other threads) are queued and
+            # written together after the handlers (_after_input), as the standard's event loop
+            # does: no wake-up and no direct send meanwhile (bufferedAmount counts them).
+            self._pump_scheduled = True
             before = self.core.state
             events = self.core.receive_data(data)
             if self.core.state is not before:
@@ -280,7 +320,12 @@ class WebSocketLink(TransportListener):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._last_rx = time.monotonic()
+        self._rx_count += 1
         with self._lock:
+            # Sends made while this input is handled (handlers, other threads) are queued and
+            # written together after the handlers (_after_input), as the standard's event loop
+            # does: no wake-up and no direct send meanwhile (bufferedAmount counts them).
+            self._pump_scheduled = True
             before = self.core.state
             events = self.core.receive_into(nbytes)
             if self.core.state is not before:
@@ -313,6 +358,12 @@ class WebSocketLink(TransportListener):
         # Pongs, a close frame's echo and what handlers sent go out now, in one write.
         if core.has_data_to_send or core.state >= ReadyState.CLOSING:
             self._pump()
+            return
+        with self._lock:
+            if not core.has_data_to_send:  # else a sender queued since, counting on this pump
+                self._pump_scheduled = False
+                return
+        self._pump()
 
     def _opened(self) -> None:
         self._cancel_timer()
@@ -400,3 +451,15 @@ class WebSocketLink(TransportListener):
                 f"no reply within {self._ping_timeout} s of a ping", SocketError.SocketTimeoutError
             )
         )
+
+
+def _unsent(frame: Frame, sent: int) -> Optional[Frame]:
+    """What of ``frame`` (a buffer or a list of pieces) is left after ``sent`` bytes went out."""
+    if type(frame) is not list:
+        return frame[sent:] if sent < len(frame) else None
+    for i, piece in enumerate(frame):
+        if sent < len(piece):
+            rest = memoryview(piece)[sent:] if sent else piece
+            return [rest, *frame[i + 1 :]]  # type: ignore[list-item]
+        sent -= len(piece)
+    return None
