@@ -10,12 +10,15 @@ from __future__ import annotations
 import base64
 import errno
 import ipaddress
+import select
 import selectors
 import socket
 import ssl
+import threading
+import time
 from collections import deque
 from itertools import islice
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 from urllib.parse import unquote, urlsplit
 
 from ._constants import SocketError
@@ -30,6 +33,8 @@ _RECV_SIZE = 65 * 1024  # a 64 KiB frame and its header; under glibc's 128 KiB m
 _SMALL = 16 * 1024  # writes under this are joined into one buffer (one system call for many frames)
 _IOV_MAX = 128  # buffers per sendmsg (Linux allows 1024)
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+# After a caller thread read the socket (caller_read), the loop leaves it to callers this long.
+_CALLER_LEASE = 0.05
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -112,6 +117,14 @@ class Transport:
         # try_send_now: the owner's lock, under which it calls try_send_now and the socket closes.
         self._send_lock: Any = None
         self._direct = False  # plain TCP and open: try_send_now may write (set on the loop)
+        # caller_read: whoever reads the socket holds the gate (the loop while it reads and
+        # delivers, a caller thread while it reads and keeps what it read), so what one reads
+        # is handled before what the other reads next. While callers read, the loop stops
+        # watching the socket (_caller_paused) and looks again once they stopped for a lease.
+        self._gate = threading.RLock()
+        self._caller_last = 0.0  # when a caller last read (0: none since the loop took over)
+        self._caller_paused = False
+        self._caller_timer = False
 
     # -- public --------------------------------------------------------------------------------
 
@@ -210,6 +223,72 @@ class Transport:
             return 0
         except OSError:
             return 0  # the loop sees the error on its next read or write and ends the stream
+
+    def caller_read(
+        self, wait: Optional[float], received: Callable[[Union[bytes, int]], None]
+    ) -> Optional[bool]:
+        """From a thread other than the loop's (a blocking ``read()``): wait up to ``wait``
+        seconds for bytes, read what the socket holds without blocking, and hand it to
+        ``received`` (the bytes; or their count, read into the buffer :meth:`read_into` set,
+        which ``received`` may set again) with the read gate held: what the loop reads cannot
+        come in between. No wake-up of the loop: it stops watching the socket while callers
+        read it, and takes over again when none has read for a moment.
+
+        Returns True when bytes were handed over, False when none came within ``wait``, and
+        None when the caller may not read now (not open, TLS, reading paused, the loop is
+        reading, or the stream ended: the loop reads the end itself and reports it as usual).
+        """
+        sock = self._sock
+        if not self._direct or not self._reading or self._stage != "open" or sock is None:
+            return None
+        self._caller_last = time.monotonic()
+        if wait is None or wait > 0:
+            try:
+                if not select.select((sock,), (), (), wait)[0]:
+                    return False
+            except (OSError, ValueError):  # closed meanwhile
+                return None
+        if not self._gate.acquire(False):
+            return None
+        try:
+            if self._stage != "open":
+                return None
+            into = self._into
+            try:
+                if into is None:
+                    data = sock.recv(_RECV_SIZE)
+                    nbytes = len(data)
+                else:
+                    nbytes = sock.recv_into(into)
+            except _WOULD_BLOCK:
+                return False
+            except OSError:
+                nbytes = 0
+            if not nbytes:
+                self._caller_last = 0.0  # the loop reads the end (or the error) again itself
+                self._loop.call_soon_threadsafe(self._caller_check)
+                return None
+            if into is None:
+                received(data)
+            else:
+                self._into = into = None
+                received(nbytes)
+            self._caller_last = time.monotonic()
+            return True
+        finally:
+            self._gate.release()
+
+    def _caller_check(self) -> None:
+        """The loop watches the socket again once no caller has read for a lease."""
+        left = self._caller_last + _CALLER_LEASE - time.monotonic() if self._caller_last else 0
+        if left > 0:
+            self._loop.call_later(left, self._caller_check)
+            return
+        self._caller_timer = False
+        self._caller_last = 0.0
+        if self._caller_paused:
+            self._caller_paused = False
+            self._update_events()
 
     def read_into(self, buffer: Optional[memoryview]) -> None:
         """Fill ``buffer`` with what arrives next (``protocol.buffer_updated``), not ``recv``.
@@ -438,6 +517,20 @@ class Transport:
     # -- data ----------------------------------------------------------------------------------
 
     def _read(self) -> None:
+        last = self._caller_last
+        if last and time.monotonic() - last < _CALLER_LEASE:
+            # A caller thread reads the socket (caller_read): leave it to it for now.
+            if not self._caller_paused:
+                self._caller_paused = True
+                self._update_events()
+            if not self._caller_timer:
+                self._caller_timer = True
+                self._loop.call_later(_CALLER_LEASE, self._caller_check)
+            return
+        with self._gate:
+            self._read_gated()
+
+    def _read_gated(self) -> None:
         sock = self._sock
         assert sock is not None
         data = b""
@@ -532,7 +625,8 @@ class Transport:
             return
         if want_write is None:
             want_write = bool(self._out)
-        events = (READ if self._reading else 0) | (WRITE if want_write else 0)
+        reading = self._reading and not self._caller_paused
+        events = (READ if reading else 0) | (WRITE if want_write else 0)
         self._set_events(events)
 
     def _set_events(self, events: int) -> None:
@@ -569,11 +663,13 @@ class Transport:
                 self._loop.remove(self._sock)
                 self._events = 0
             try:
-                if self._send_lock is not None:
-                    with self._send_lock:  # not while another thread writes to it directly
+                # Not while a caller reads it (caller_read) or writes to it (try_send_now).
+                with self._gate:
+                    if self._send_lock is not None:
+                        with self._send_lock:
+                            self._sock.close()
+                    else:
                         self._sock.close()
-                else:
-                    self._sock.close()
             except OSError:
                 pass
         self._out.clear()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from ._constants import ReadyState, SocketError
 from ._exceptions import ConnectionFailed
@@ -107,6 +107,7 @@ class WebSocketLink(TransportListener):
         self._io_writing = False
         self._rx_count = 0
         self._rx_direct = 0
+        self._keep: Callable[[list[Union[str, bytes]]], None] = _ignore  # read_here's
         # What the transport has not written yet: (the owner's token, the payload's size), in order.
         self._pending: deque[tuple[object, int]] = deque()
         self._rejected: list[object] = []  # tokens of writes the core refused (closing)
@@ -174,6 +175,51 @@ class WebSocketLink(TransportListener):
             self._pump_scheduled = True
         self._loop.call_soon_threadsafe(self._pump)
         return True
+
+    def read_here(
+        self, wait: Optional[float], keep: Callable[[list[Union[str, bytes]]], None]
+    ) -> Optional[bool]:
+        """A blocking ``read()`` with no message handler reads the socket itself, on its own
+        thread (:meth:`Transport.caller_read`): the messages it completes go to ``keep``, in
+        order, before anything the I/O thread reads later. Pongs, a close frame and a protocol
+        violation are the I/O thread's to answer: it is called for them (rare, one wake-up).
+
+        Returns True when bytes were read, False when none came within ``wait``, None when the
+        caller must wait for the I/O thread instead (not open, TLS, frames held back, ...).
+        """
+        transport = self._transport
+        if transport is None or self._ended:
+            return None
+        with self._lock:
+            if self.core.state is not ReadyState.OPEN or self.core.has_held_events:
+                return None
+        self._keep = keep
+        return transport.caller_read(wait, self._caller_received)
+
+    def _caller_received(self, got: Union[bytes, int]) -> None:
+        # On the caller's thread, with the transport's read gate held (see read_here).
+        self._last_rx = time.monotonic()
+        self._rx_count += 1
+        core = self.core
+        with self._lock:
+            before = core.state
+            events = core.receive_data(got) if type(got) is bytes else core.receive_into(got)  # type: ignore[arg-type]
+            if core.state is not before:
+                self.cond.notify_all()
+            want = core.want
+            later = core.has_held_events or core.state is not ReadyState.OPEN
+            pump = not later and core.has_data_to_send and not self._pump_scheduled
+            if pump:
+                self._pump_scheduled = True
+        if want is not None and self._transport is not None:
+            self._transport.read_into(want)
+        messages = [event.data for event in events if type(event) is Message]
+        if messages:
+            self._keep(messages)
+        if later:
+            self._loop.call_soon_threadsafe(self._after_input, [], False)
+        elif pump:
+            self._loop.call_soon_threadsafe(self._pump)
 
     def close_threadsafe(self, code: Optional[int], reason: bytes) -> None:
         """Start closing from any thread (the core decides what that means in its state)."""
@@ -332,10 +378,10 @@ class WebSocketLink(TransportListener):
                 self.cond.notify_all()
         self._after_input(events)
 
-    def _after_input(self, events: list[Any]) -> None:
+    def _after_input(self, events: list[Any], reading: bool = True) -> None:
         core = self.core
         want = core.want
-        if want is not None and self._transport is not None:
+        if want is not None and self._transport is not None and reading:
             self._transport.read_into(want)
         deliver = self._deliver
         while True:
@@ -451,6 +497,10 @@ class WebSocketLink(TransportListener):
                 f"no reply within {self._ping_timeout} s of a ping", SocketError.SocketTimeoutError
             )
         )
+
+
+def _ignore(messages: list[Union[str, bytes]]) -> None:
+    pass
 
 
 def _unsent(frame: Frame, sent: int) -> Optional[Frame]:
