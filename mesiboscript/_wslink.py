@@ -160,6 +160,7 @@ class WebSocketLink(TransportListener):
                 and self.core.can_send
                 and not self.core.has_data_to_send
                 and self._transport is not None
+                and not self._loop.in_loop_thread()  # handlers' sends wait for the pump
             ):
                 sent = self._transport.try_send_now(frame)  # type: ignore[arg-type]
                 if sent >= 0:
