@@ -312,6 +312,8 @@ class WebSocketLink(TransportListener):
                 self._end(None)  # closed or failed before the connection started
             return
         if frames:
+            if len(frames) > 1:
+                frames = _coalesce(frames)
             last = len(frames) - 1
             pending = self._pending
             try:
@@ -498,6 +500,30 @@ class WebSocketLink(TransportListener):
                 f"no reply within {self._ping_timeout} s of a ping", SocketError.SocketTimeoutError
             )
         )
+
+
+def _coalesce(frames: list[tuple[Frame, Any]]) -> list[tuple[Frame, Any]]:
+    """Small frames no owner waits for (``send()``'s, pongs, a close frame) joined into one
+    write with one token: a batch of 10 000 pipelined messages is one transport write and one
+    ``write_done`` rather than 10 000 (their sizes add up in the token: bufferedAmount is
+    exact once the batch is in the kernel). Writes an owner waits for stay on their own."""
+    out: list[tuple[Frame, Any]] = []
+    batch: list[bytes] = []
+    size = 0
+    for frame, token in frames:
+        if type(frame) is bytes and (token is None or token[0] is None):
+            batch.append(frame)
+            if token is not None:
+                size += token[1]
+            continue
+        if batch:
+            out.append((b"".join(batch), (None, size) if size else None))
+            batch = []
+            size = 0
+        out.append((frame, token))
+    if batch:
+        out.append((b"".join(batch), (None, size) if size else None))
+    return out
 
 
 def _ignore(messages: list[Union[str, bytes]]) -> None:

@@ -141,3 +141,51 @@ def test_handler_sends_still_count_in_buffered_amount(
     assert done.wait(TIMEOUT)
     ws.close()
     assert seen == [10]
+
+
+def test_queued_small_frames_go_out_as_one_write() -> None:
+    from mesiboscript._wslink import _coalesce
+
+    owner = object()
+    frames: list[Any] = [
+        (b"a", (None, 1)),
+        (b"pong", None),
+        (b"bb", (None, 2)),
+        (b"cc", (owner, 2)),  # someone waits for this one: alone
+        ([b"h", b"big"], (None, 3)),  # pieces of a large frame: alone
+        (b"d", (None, 1)),
+        (b"close", None),
+    ]
+    assert _coalesce(frames) == [
+        (b"apongbb", (None, 3)),
+        (b"cc", (owner, 2)),
+        ([b"h", b"big"], (None, 3)),
+        (b"dclose", (None, 1)),
+    ]
+    assert _coalesce([(b"ping", None), (b"x", None)]) == [(b"pingx", None)]
+
+
+def test_pipelined_sends_and_futures_complete_in_order(echo_url: str) -> None:
+    ws = _open(echo_url)
+    got: list[str] = []
+    done = threading.Event()
+    total = 2000
+
+    def on_message(event: Any) -> None:
+        got.append(event.data)
+        if len(got) == total:
+            done.set()
+
+    ws.onmessage = on_message
+    futures = []
+    for i in range(total):
+        if i % 100 == 0:
+            futures.append(ws.sendTextAsync(f"f{i}"))
+        else:
+            ws.send(f"s{i}")
+    for future in futures:
+        future.result(TIMEOUT)
+    assert done.wait(TIMEOUT)
+    assert got == [f"f{i}" if i % 100 == 0 else f"s{i}" for i in range(total)]
+    assert ws.bufferedAmount == 0
+    ws.close()
