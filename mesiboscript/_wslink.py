@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from typing import Any, Callable, Optional, Union
 
 from ._constants import ReadyState, SocketError
@@ -101,15 +100,8 @@ class WebSocketLink(TransportListener):
         self._close_timeout = close_timeout
         self._transport: Optional[Transport] = None
         self._pump_scheduled = False  # under cond
-        # Direct sends (send_threadsafe): the I/O thread is between taking the core's frames and
-        # queueing them on the transport (set under the lock); reads so far, and at the last
-        # direct send (at most one direct send per read: a stream of sends is batched instead).
-        self._io_writing = False
-        self._rx_count = 0
-        self._rx_direct = 0
-        self._keep: Callable[[list[Union[str, bytes]]], None] = _ignore  # read_here's
-        # What the transport has not written yet: (the owner's token, the payload's size), in order.
-        self._pending: deque[tuple[object, int]] = deque()
+        # Direct sends and reads from other threads (send_threadsafe, read_here).
+        self._hot = _Hot()  # one attribute: the instance dict stays a small shared-key one
         self._rejected: list[object] = []  # tokens of writes the core refused (closing)
         # bufferedAmount = accepted - written: each counter has one writer (senders under cond;
         # the I/O thread), so a write completing takes no lock.
@@ -153,10 +145,10 @@ class WebSocketLink(TransportListener):
         frame: Optional[Frame] = build_frame(opcode, payload)  # masked before the lock
         with self._lock:
             if (
-                self._rx_count != self._rx_direct
+                self._hot.rx_count != self._hot.rx_direct
                 and token is None
                 and not self._pump_scheduled
-                and not self._io_writing
+                and not self._hot.io_writing
                 and self.core.can_send
                 and not self.core.has_data_to_send
                 and self._transport is not None
@@ -164,7 +156,7 @@ class WebSocketLink(TransportListener):
             ):
                 sent = self._transport.try_send_now(frame)  # type: ignore[arg-type]
                 if sent >= 0:
-                    self._rx_direct = self._rx_count
+                    self._hot.rx_direct = self._hot.rx_count
                     frame = _unsent(frame, sent)  # type: ignore[arg-type]
                     if frame is None:
                         return True
@@ -194,13 +186,13 @@ class WebSocketLink(TransportListener):
         with self._lock:
             if self.core.state is not ReadyState.OPEN or self.core.has_held_events:
                 return None
-        self._keep = keep
+        self._hot.keep = keep
         return transport.caller_read(wait, self._caller_received)
 
     def _caller_received(self, got: Union[bytes, int]) -> None:
         # On the caller's thread, with the transport's read gate held (see read_here).
         self._last_rx = time.monotonic()
-        self._rx_count += 1
+        self._hot.rx_count += 1
         core = self.core
         with self._lock:
             before = core.state
@@ -216,7 +208,7 @@ class WebSocketLink(TransportListener):
             self._transport.read_into(want)
         messages = [event.data for event in events if type(event) is Message]
         if messages:
-            self._keep(messages)
+            self._hot.keep(messages)
         if later:
             self._loop.call_soon_threadsafe(self._after_input, [], False)
         elif pump:
@@ -304,10 +296,10 @@ class WebSocketLink(TransportListener):
             must_close = self.core.must_close_transport
             opened = self.core.opened
             # Until these are on the transport's queue, no direct send may overtake them.
-            self._io_writing = bool(frames)
+            self._hot.io_writing = bool(frames)
         transport = self._transport
         if transport is None:
-            self._io_writing = False
+            self._hot.io_writing = False
             if state >= ReadyState.CLOSING:
                 self._end(None)  # closed or failed before the connection started
             return
@@ -315,14 +307,11 @@ class WebSocketLink(TransportListener):
             if len(frames) > 1:
                 frames = _coalesce(frames)
             last = len(frames) - 1
-            pending = self._pending
             try:
                 for i, (frame, token) in enumerate(frames):
-                    if token is not None:
-                        pending.append(token)  # type: ignore[arg-type]
                     transport.write(frame, token, i == last)
             finally:
-                self._io_writing = False
+                self._hot.io_writing = False
         if state < ReadyState.CLOSING or self._ended:
             return
         if must_close:
@@ -355,7 +344,7 @@ class WebSocketLink(TransportListener):
 
     def data_received(self, data: bytes) -> None:
         self._last_rx = time.monotonic()
-        self._rx_count += 1
+        self._hot.rx_count += 1
         with self._lock:
             # Sends made while this input is handled (handlers, other threads) are queued and
             # written together after the handlers (_after_input), as the standard's event loop
@@ -369,7 +358,7 @@ class WebSocketLink(TransportListener):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._last_rx = time.monotonic()
-        self._rx_count += 1
+        self._hot.rx_count += 1
         with self._lock:
             # Sends made while this input is handled (handlers, other threads) are queued and
             # written together after the handlers (_after_input), as the standard's event loop
@@ -422,9 +411,6 @@ class WebSocketLink(TransportListener):
         self._listener.link_up(self)
 
     def write_done(self, token: Any) -> None:
-        pending = self._pending
-        if pending and pending[0] is token:
-            pending.popleft()
         owner_token, size = token
         self._written += size
         if owner_token is not None:
@@ -444,8 +430,9 @@ class WebSocketLink(TransportListener):
         with self._lock:
             closed = self.core.connection_lost(exc)
             self.cond.notify_all()
-        unsent = (*(t for t, _ in self._pending if t is not None), *self._rejected)
-        self._pending.clear()
+        # What the transport has not written yet: (the owner's token, the payload's size), in order.
+        written = self._transport.unwritten_tokens() if self._transport is not None else []
+        unsent = (*(t for t, _ in written if t is not None), *self._rejected)
         self._rejected.clear()
         failure, cause = closed.failure, closed.cause
         if self._aborted is not None:
@@ -524,6 +511,24 @@ def _coalesce(frames: list[tuple[Frame, Any]]) -> list[tuple[Frame, Any]]:
     if batch:
         out.append((b"".join(batch), (None, size) if size else None))
     return out
+
+
+class _Hot:
+    """A link's state for direct sends and reads (see send_threadsafe and read_here), apart
+    from the link: a 30th attribute would make every link's instance dict five times larger
+    (CPython keeps up to 29 attributes in a compact shared-key dict)."""
+
+    __slots__ = ("io_writing", "keep", "rx_count", "rx_direct")
+
+    def __init__(self) -> None:
+        # The I/O thread is between taking the core's frames and queueing them on the
+        # transport (set under the lock): no direct send may overtake them.
+        self.io_writing = False
+        # Reads so far, and at the last direct send: at most one direct send per read (a
+        # stream of sends is batched by the I/O thread instead).
+        self.rx_count = 0
+        self.rx_direct = 0
+        self.keep: Callable[[list[Union[str, bytes]]], None] = _ignore  # read_here's
 
 
 def _ignore(messages: list[Union[str, bytes]]) -> None:
