@@ -1,19 +1,28 @@
 """Mesibo's chatbot ``Socket`` example, ported line for line: an HTTP GET over ``sock://``.
 
-The Mesibo original (JavaScript)::
+The seed (Mesibo "Chatbot and Scripting" reference, ``Socket`` class, "Example"; tabs as there)::
 
     var s = new Socket("sock://example.com:80");
-    s.onconnect = function(s) { s.send("GET / HTTP/1.1\\r\\nHost: example.com\\r\\nConnection: close\\r\\n\\r\\n"); };
-    s.ondata = function(s, data) { console.log(data); };
-    s.onclose = function(s) { console.log("closed"); };
+    s.onconnect = function(s) {
+    \tprint("connected");
+    \ts.send("GET / HTTP/1.0\\r\\nHost: example.com\\r\\nConnection: close\\r\\n\\r\\n");
+    }
+
+    s.ondata = function(s) {
+    \tprint(s);
+    }
+
     s.open();
+
+Its ``ondata`` takes one parameter, so it gets the data alone, as here. ``encoding="utf-8"`` makes
+that data text, so ``print`` shows the response as the seed does (without it: ``b'HTTP/1.0...'``).
 
 Run ``python examples/mesibo_socket.py`` to GET from a local ``http.server`` it starts on a free
 port (no network needed), or ``python examples/mesibo_socket.py sock://HOST:PORT`` to GET from
 another server. The script ends by itself: the library keeps the process alive until the socket
 closes, as a Mesibo script or a Node program would, and the server closes it
 (``Connection: close``).
-"""  # noqa: E501
+"""
 
 from __future__ import annotations
 
@@ -47,24 +56,19 @@ def local_server() -> str:
     return f"sock://127.0.0.1:{server.server_address[1]}"
 
 
-url = sys.argv[1] if len(sys.argv) > 1 else local_server()
+url = sys.argv[1] if len(sys.argv) > 1 else local_server()  # "sock://example.com:80"
 host = urlsplit(url).hostname
+
+s = Socket(url, encoding="utf-8")
 
 
 def onconnect(s: Socket) -> None:
-    s.send(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+    print("connected")
+    s.send(f"GET / HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n")
 
 
-def ondata(s: Socket, data: bytes) -> None:
-    print(data.decode("utf-8", "replace"), end="")  # console.log(data)
-
-
-def onclose(s: Socket) -> None:
-    print("closed")
-
-
-s = Socket(url)
 s.onconnect = onconnect
-s.ondata = ondata
-s.onclose = onclose
+
+s.ondata = lambda s: print(s)
+
 s.open()

@@ -1,7 +1,9 @@
 """The command line: ``python -m mesiboscript`` (or ``mesiboscript``).
 
-- ``connect URL``: an interactive client like wscat. Lines typed are sent; messages are printed
-  after ``< ``; the close code is shown. ``--exec`` and piped standard input script it.
+- ``connect URL``: an interactive client like wscat. Lines typed are sent (read with the stdlib
+  ``readline`` when there is one: editing and history); messages are printed after ``< ``, above
+  the line being typed, with control characters escaped; the close code is shown. ``--exec`` and
+  piped standard input script it.
 - ``serve [SCHEME ...]``: echo servers for ``ws``, ``wss``, ``sock``, ``socks``.
 - ``demo``: starts an embedded echo server, echoes one message through it with the library's
   ``WebSocket``, prints it and exits 0. Needs no network.
@@ -10,17 +12,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import queue
 import signal
 import ssl
 import sys
 import threading
 import time
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any, Optional, TextIO
 
+from ._console import BLUE, GREEN, Console, escape
 from ._version import __version__
 
 __all__ = ["main"]
@@ -33,55 +36,22 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-class _Console:
-    """Thread-safe output; in a terminal, messages arriving mid-typing keep the ``> `` prompt."""
-
-    def __init__(self, out: TextIO, err: TextIO, interactive: bool) -> None:
-        self.out = out
-        self.err = err
-        self.interactive = interactive
-        self._lock = threading.Lock()
-
-    def line(self, text: str) -> None:
-        with self._lock:
-            if self.interactive:
-                self.out.write("\r\x1b[K" + text + "\n> ")
-            else:
-                self.out.write(text + "\n")
-            self.out.flush()
-
-    def error(self, text: str) -> None:
-        with self._lock:
-            if self.interactive:
-                self.out.write("\r\x1b[K")
-                self.out.flush()
-            self.err.write(text + "\n")
-            self.err.flush()
-            if self.interactive:
-                self.out.write("> ")
-                self.out.flush()
-
-    def prompt(self) -> None:
-        if self.interactive:
-            with self._lock:
-                self.out.write("> ")
-                self.out.flush()
-
-
 def _show(data: Any) -> str:
     if isinstance(data, str):
-        return data
+        return escape(data)
     raw = bytes(data)
     return f"[binary, {len(raw)} bytes] {raw.hex()}"
 
 
 def _show_stream(data: bytes) -> str:
     text = data.decode("utf-8", "replace")
-    return text[:-1] if text.endswith("\n") else text
+    if text.endswith("\n"):
+        text = text[:-2] if text.endswith("\r\n") else text[:-1]
+    return escape(text)
 
 
 def _read_lines(source: TextIO, events: queue.Queue[tuple[str, Any]]) -> None:
-    """Feed lines from standard input into the event queue; ``eof`` at the end."""
+    """Feed lines from piped standard input into the event queue; ``eof`` at the end."""
     try:
         for line in iter(source.readline, ""):
             events.put(("line", line.rstrip("\r\n")))
@@ -95,10 +65,11 @@ def _read_lines(source: TextIO, events: queue.Queue[tuple[str, Any]]) -> None:
 
 def _client_tls(args: argparse.Namespace) -> dict[str, Any]:
     if args.insecure:
-        warnings.warn(
-            "--insecure: the server's certificate and host name are not checked",
-            UserWarning,
-            stacklevel=2,
+        # One line, where Python's warning would print two (and the library's, for socks://,
+        # two more): the choice was the user's, the reminder is enough.
+        print(
+            "warning: --insecure: the server's certificate and host name are not checked",
+            file=sys.stderr,
         )
         context = ssl.create_default_context()
         context.check_hostname = False
@@ -110,7 +81,7 @@ def _client_tls(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _open_websocket(
-    args: argparse.Namespace, console: _Console, events: queue.Queue[tuple[str, Any]]
+    args: argparse.Namespace, console: Console, events: queue.Queue[tuple[str, Any]]
 ) -> Any:
     from . import WebSocket
 
@@ -120,7 +91,8 @@ def _open_websocket(
         if not sep:
             raise ValueError(f"--header must look like 'Name: value', not {header!r}")
         headers[name.strip()] = value.strip()
-    options: dict[str, Any] = dict(_client_tls(args))
+    secure = args.url.lower().startswith(("wss:", "https:"))
+    options: dict[str, Any] = dict(_client_tls(args)) if secure else {}
     if headers:
         options["headers"] = headers
     if args.origin:
@@ -131,17 +103,19 @@ def _open_websocket(
 
     def on_error(error: Any) -> None:
         cause = ws.last_error
-        console.error(f"error: {error.name}" + (f": {cause}" if cause else ""))
+        console.error(f"error: {error.name}" + (f": {escape(str(cause))}" if cause else ""))
 
     def on_close(event: Any) -> None:
         console.line(
-            f'Disconnected (code: {event.code}, reason: "{event.reason}", '
-            f"wasClean: {event.wasClean})"
+            f'Disconnected (code: {int(event.code)}, reason: "{escape(event.reason)}", '
+            f"wasClean: {event.wasClean})",
+            GREEN,
+            final=True,
         )
         events.put(("close", event.wasClean))
 
     def on_message(event: Any) -> None:
-        console.line("< " + _show(event.data))
+        console.line("< " + _show(event.data), BLUE)
         events.put(("message", None))
 
     ws.onopen = lambda: events.put(("open", ws.protocol))
@@ -152,7 +126,7 @@ def _open_websocket(
 
 
 def _open_stream(
-    args: argparse.Namespace, console: _Console, events: queue.Queue[tuple[str, Any]]
+    args: argparse.Namespace, console: Console, events: queue.Queue[tuple[str, Any]]
 ) -> Any:
     import mesiboscript
 
@@ -161,17 +135,15 @@ def _open_stream(
         raise ValueError("sock:// and socks:// need mesiboscript.Socket, not in this version")
     if args.header or args.origin or args.subprotocol:
         raise ValueError("--header, --origin and --subprotocol are for ws:// and wss:// only")
-    # Mesibo's Socket: a private CA through cafile=, no checks through verify_host (it warns).
-    sock = socket_class(args.url, cafile=args.cafile) if args.cafile else socket_class(args.url)
-    if args.insecure:
-        sock.verify_host = False
+    tls = _client_tls(args) if args.url.lower().startswith("socks:") else {}
+    sock = socket_class(args.url, **tls)
 
     def on_data(_s: Any, data: Any) -> None:
-        console.line("< " + (_show_stream(data) if isinstance(data, bytes) else _show(data)))
+        console.line("< " + (_show_stream(data) if isinstance(data, bytes) else _show(data)), BLUE)
         events.put(("message", None))
 
     def on_close(_s: Any) -> None:
-        console.line("Disconnected")
+        console.line("Disconnected", GREEN, final=True)
         events.put(("close", True))
 
     sock.onconnect = lambda _s: events.put(("open", ""))
@@ -181,10 +153,23 @@ def _open_stream(
     return sock
 
 
+# What ``connect`` accepts; http(s):// are taken as ws(s)://, as a browser's WebSocket does.
+_CONNECT_SCHEMES = ("ws", "wss", "sock", "socks")
+_SCHEME_LIST = "ws://, wss://, sock:// or socks:// (http:// and https:// mean ws:// and wss://)"
+
+
 def _connect(args: argparse.Namespace) -> int:
-    stream = args.url.split(":", 1)[0].lower() in ("sock", "socks")
+    scheme, sep, _rest = args.url.partition("://")
+    if not sep or scheme.lower() not in (*_CONNECT_SCHEMES, "http", "https"):
+        what = f"the scheme {scheme}://" if sep else "no scheme"
+        print(f"mesiboscript connect: {args.url!r} has {what}; use {_SCHEME_LIST}", file=sys.stderr)
+        return EXIT_USAGE
+    stream = scheme.lower() in ("sock", "socks")
     interactive = not args.exec and sys.stdin.isatty() and sys.stdout.isatty()
-    console = _Console(sys.stdout, sys.stderr, interactive)
+    # In a terminal, Ctrl-D closes at once (what was typed is written first); piped input waits
+    # for replies.
+    wait = args.wait if args.wait is not None else (0.0 if interactive else 2.0)
+    console = Console(sys.stdout, sys.stderr, interactive)
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
     try:
         conn = (_open_stream if stream else _open_websocket)(args, console, events)
@@ -209,55 +194,88 @@ def _connect(args: argparse.Namespace) -> int:
         elif kind == "close":
             closed = bool(value)
 
-    try:
-        # Wait until connected (or failed: the library's connect timeout bounds this).
-        while True:
-            kind, value = events.get()
-            if kind == "open":
-                break
-            handle(kind, value)
-            if closed is not None:
-                return EXIT_FAILED
-        suffix = f" (subprotocol: {value})" if value else ""
-        if interactive:
-            console.out.write(f"Connected to {args.url}{suffix} (press CTRL+C to quit)\n")
-            console.prompt()
-        else:
-            console.line(f"Connected to {args.url}{suffix}")
-
-        if args.exec:
-            for command in args.exec:
-                send(command)
-        else:
-            reader = threading.Thread(
-                target=_read_lines, args=(sys.stdin, events), name="mesiboscript-stdin", daemon=True
-            )
-            reader.start()
-            while closed is None:
+    with _terminal_restored(interactive), contextlib.closing(console):
+        try:
+            # Wait until connected (or failed: the library's connect timeout bounds this).
+            while True:
                 kind, value = events.get()
-                if kind == "line":
-                    send(value)
-                    console.prompt()
-                elif kind == "eof":
+                if kind == "open":
                     break
-                else:
-                    handle(kind, value)
+                handle(kind, value)
+                if closed is not None:
+                    return EXIT_FAILED
+            suffix = f" (subprotocol: {value})" if value else ""
+            if interactive:
+                console.line(f"Connected to {args.url}{suffix} (press CTRL+C to quit)", GREEN)
+            else:
+                console.line(f"Connected to {args.url}{suffix}")
 
-        # Input is over: wait for replies (--wait seconds, or --count messages), then close.
-        deadline = time.monotonic() + args.wait
-        while closed is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
+            if args.exec:
+                for command in args.exec:
+                    send(command)
+            else:
+                if interactive:
+                    console.start_reading(events)
+                else:
+                    reader = threading.Thread(
+                        target=_read_lines,
+                        args=(sys.stdin, events),
+                        name="mesiboscript-stdin",
+                        daemon=True,
+                    )
+                    reader.start()
+                while closed is None:
+                    kind, value = events.get()
+                    if kind == "line":
+                        send(value)
+                    elif kind == "eof":
+                        break
+                    else:
+                        handle(kind, value)
+
+            # Input is over: wait for replies (--wait seconds, or --count messages), then close.
+            deadline = time.monotonic() + wait
+            while closed is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    kind, value = events.get(timeout=remaining)
+                except queue.Empty:
+                    break
+                handle(kind, value)
+            return _finish(conn, events, handle, lambda: closed, stream)
+        except KeyboardInterrupt:
+            _finish(conn, events, handle, lambda: closed, stream)
+            return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _terminal_restored(interactive: bool) -> Iterator[None]:
+    """Put the terminal back as it was on the way out.
+
+    readline switches the terminal to character-at-a-time input without echo while it reads a
+    line. When the connection ends while the user is typing, the program exits with that read
+    still open on its thread: without this the shell would be left echoing nothing.
+    """
+    saved: Any = None
+    if interactive:
+        try:
+            import termios
+
+            saved = termios.tcgetattr(sys.stdin.fileno())
+        except (ImportError, OSError, ValueError):  # not POSIX, or not a terminal after all
+            saved = None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            import termios
+
             try:
-                kind, value = events.get(timeout=remaining)
-            except queue.Empty:
-                break
-            handle(kind, value)
-        return _finish(conn, events, handle, lambda: closed, stream)
-    except KeyboardInterrupt:
-        _finish(conn, events, handle, lambda: closed, stream)
-        return EXIT_INTERRUPTED
+                termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
+            except (OSError, ValueError):
+                pass  # the terminal is gone: nothing to restore
 
 
 def _close(conn: Any, stream: bool) -> None:
@@ -290,6 +308,30 @@ def _finish(
 # -- serve ----------------------------------------------------------------------------------
 
 
+def _missing_extra(command: str, schemes: Sequence[str]) -> Optional[str]:
+    """The one-line error for echo servers the installed extras cannot run, or None.
+
+    The servers run on ``websockets`` (the ``server`` extra, which ``demo`` needs); TLS servers
+    also need ``trustme`` for their throwaway CA, and ``serve`` is the ``testing`` extra, which has
+    both. Checked before anything starts, so the user gets one line naming what to install
+    rather than a traceback.
+    """
+    from importlib.util import find_spec
+
+    tls = [scheme for scheme in schemes if scheme in ("wss", "socks")]
+    extra = "server" if command == "demo" and not tls else "testing"
+    needs = [("websockets", "the echo servers run on it")]
+    if tls:
+        needs.append(("trustme", f"it makes the certificate of {', '.join(tls)}"))
+    for package, why in needs:
+        if find_spec(package) is None:
+            return (
+                f"mesiboscript {command}: {package} is not installed ({why}): "
+                f'pip install "mesiboscript[{extra}]"'
+            )
+    return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     schemes = args.schemes or ["ws"]
     unknown = [scheme for scheme in schemes if scheme not in ("ws", "wss", "sock", "socks")]
@@ -299,9 +341,13 @@ def _serve(args: argparse.Namespace) -> int:
     if args.port and len(schemes) > 1:
         print("mesiboscript serve: --port needs a single scheme", file=sys.stderr)
         return EXIT_USAGE
+    missing = _missing_extra("serve", schemes)
+    if missing:
+        print(missing, file=sys.stderr)
+        return EXIT_USAGE
     try:
         from .testing import EchoServer
-    except ImportError as exc:
+    except ImportError as exc:  # installed, but broken
         print(f"mesiboscript serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -323,7 +369,7 @@ def _serve(args: argparse.Namespace) -> int:
                     delay=args.delay / 1000.0,
                     script=args.script,
                 )
-            except (ValueError, OSError) as exc:
+            except (ValueError, OSError, ImportError) as exc:
                 print(f"mesiboscript serve: {scheme}: {exc}", file=sys.stderr)
                 return EXIT_USAGE
             servers.append(server)
@@ -347,14 +393,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    try:
-        from .testing import EchoServer
-    except ImportError as exc:  # pragma: no cover - the server extra is missing
-        print(f"mesiboscript demo: {exc}", file=sys.stderr)
+    scheme = "wss" if args.tls else "ws"
+    missing = _missing_extra("demo", [scheme])
+    if missing:
+        print(missing, file=sys.stderr)
         return EXIT_USAGE
     from . import WebSocket
+    from .testing import EchoServer
 
-    scheme = "wss" if args.tls else "ws"
     with EchoServer(scheme) as server:
         print(f"Echo server listening on {server.url}", flush=True)
         options: dict[str, Any] = {}
@@ -403,7 +449,7 @@ def _parser() -> argparse.ArgumentParser:
     connect = commands.add_parser(
         "connect",
         help="talk to a server interactively (like wscat)",
-        description="Connect to URL (ws://, wss://, sock://, socks://). Lines typed or piped are "
+        description=f"Connect to URL: {_SCHEME_LIST}. Lines typed or piped are "
         "sent; received messages are printed after '< '. The close code is shown on disconnect.",
     )
     connect.add_argument("url", metavar="URL")
@@ -419,9 +465,10 @@ def _parser() -> argparse.ArgumentParser:
         "-w",
         "--wait",
         type=float,
-        default=2.0,
+        default=None,
         metavar="SECONDS",
-        help="after the input ends, wait this long for replies before closing (default 2)",
+        help="after the input ends, wait this long for replies before closing (default 2; "
+        "0 in a terminal, where Ctrl-D closes at once)",
     )
     connect.add_argument(
         "-n", "--count", type=int, default=0, metavar="N", help="close after N messages received"
@@ -460,7 +507,9 @@ def _parser() -> argparse.ArgumentParser:
         "--delay", type=float, default=0.0, metavar="MS", help="delay each echo (ms)"
     )
     serve.add_argument(
-        "--script", metavar="PATH", help="script every connection, e.g. /echo/1/close"
+        "--script",
+        metavar="PATH",
+        help="script every connection, e.g. /echo/1/close (on sock/socks /echo/N counts lines)",
     )
     serve.set_defaults(run=_serve)
 

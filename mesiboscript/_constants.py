@@ -1,7 +1,9 @@
 """Enums shared by every mirrored API: ready states, close codes, socket errors.
 
 All are :class:`enum.IntEnum`, so they compare equal to the bare numbers scripts use
-(``ws.readyState == 1``, ``event.code == 1000``).
+(``ws.readyState == 1``, ``event.code == 1000``), and ``str()``, ``format()`` and ``print()`` give
+that number on every supported Python, as the seeds expect (``print(ws.readyState)`` prints ``1``;
+before 3.11 an ``IntEnum`` printed ``ReadyState.OPEN``). ``repr()`` still names the member.
 """
 
 from __future__ import annotations
@@ -11,7 +13,18 @@ import enum
 __all__ = ["CLOSE_CODE_EXPLANATIONS", "CloseCode", "ReadyState", "SocketError"]
 
 
-class ReadyState(enum.IntEnum):
+class _NumberEnum(enum.IntEnum):
+    """An ``IntEnum`` whose ``str()`` and ``format()`` are its number on every Python (3.11's
+    ``IntEnum`` behaviour; 3.9 and 3.10 gave ``Class.NAME`` for ``str()``)."""
+
+    def __str__(self) -> str:
+        return int.__repr__(self)
+
+    def __format__(self, format_spec: str) -> str:
+        return int.__format__(self, format_spec)
+
+
+class ReadyState(_NumberEnum):
     """The ``readyState`` of a WebSocket or Socket (WHATWG numbering)."""
 
     CONNECTING = 0
@@ -20,7 +33,7 @@ class ReadyState(enum.IntEnum):
     CLOSED = 3
 
 
-class CloseCode(enum.IntEnum):
+class CloseCode(_NumberEnum):
     """WebSocket close codes with High Fidelity's names; RFC 6455 names are aliases."""
 
     Normal = 1000
@@ -72,8 +85,12 @@ CLOSE_CODE_EXPLANATIONS: dict[int, str] = {
 }
 
 
-class SocketError(enum.IntEnum):
-    """Why a connection failed: High Fidelity's table (after Qt's QAbstractSocket errors)."""
+class SocketError(_NumberEnum):
+    """Why a connection failed: High Fidelity's table (after Qt's QAbstractSocket errors).
+
+    ``error.message`` is a readable sentence (Qt's ``errorString()`` wording), for scripts that
+    log it as the ArozOS front-end does (``log(error.message)``).
+    """
 
     ConnectionRefusedError = 0
     RemoteHostClosedError = 1
@@ -99,3 +116,36 @@ class SocketError(enum.IntEnum):
     SslInvalidUserDataError = 21
     TemporaryError = 22
     UnknownSocketError = -1
+
+    @property
+    def message(self) -> str:
+        """A readable description of the error, e.g. ``"Connection refused"``."""
+        return _SOCKET_ERROR_MESSAGES[self]
+
+
+_SOCKET_ERROR_MESSAGES: dict[int, str] = {
+    0: "Connection refused",
+    1: "The remote host closed the connection",
+    2: "Host not found",
+    3: "Permission denied",
+    4: "Insufficient resources",
+    5: "Socket operation timed out",
+    6: "Datagram was too large to send",
+    7: "Network unreachable",
+    8: "Address in use",
+    9: "The address is not available",
+    10: "Operation on socket is not supported",
+    11: "Proxy authentication required",
+    12: "SSL handshake failed",
+    13: "An operation is already in progress",
+    14: "Connection to proxy refused",
+    15: "Connection to proxy closed prematurely",
+    16: "Proxy connection timed out",
+    17: "Proxy server not found",
+    18: "Proxy protocol error",
+    19: "Operation not permitted in the current state",
+    20: "SSL internal error",
+    21: "Invalid data for SSL",
+    22: "Temporary error; try again",
+    -1: "Unknown socket error",
+}

@@ -9,7 +9,7 @@ the browser: ``MessageData``/``CloseData`` themselves, :class:`ErrorEvent` and :
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from ._constants import SocketError
 
@@ -52,3 +52,20 @@ class ErrorEvent:
     cause: Optional[BaseException] = field(default=None, compare=False)
     type: str = "error"
     target: Any = field(default=None, repr=False, compare=False)
+
+
+# The handler types of a browser-style WebSocket (client and server side): ``mypy --strict``
+# rejects a handler of the wrong arity, or ``event.dta`` inside one.
+OpenHandler = Callable[[], object]
+MessageHandler = Callable[[MessageData], object]
+ErrorHandler = Callable[[SocketError], object]
+CloseHandler = Callable[[CloseData], object]
+ONOPEN_DOC = "onopen(): the connection is open (readyState is OPEN)."
+ONMESSAGE_DOC = "onmessage(event: MessageData): event.data is str for text, bytes for binary."
+ONERROR_DOC = (
+    "onerror(error: SocketError): the connection failed (refused, TLS, handshake, dropped);\n"
+    "error is a SocketError member (error.name, error.message). onclose follows."
+)
+ONCLOSE_DOC = (
+    "onclose(event: CloseData): event.code, event.reason, event.wasClean; once per object."
+)

@@ -16,6 +16,10 @@ Every class with handlers (``WebSocket``, the server's connections, ``Socket``, 
   reports the state of its event (e.g. OPEN in ``onmessage``), as a browser, where state changes
   and events are tasks run in order.
 - Every handler call goes through the loop's one ``dispatch(owner, handler, *args)``.
+- Unknown ``on*`` names are refused: assigning ``ws.onOpen = f`` raises ``AttributeError`` with a
+  "did you mean 'onopen'?" hint, on every class (such a handler would never be called).
+- Typed per event: ``onmessage: EventHandler[Callable[[MessageData], object]]`` lets
+  ``mypy --strict`` reject a handler of the wrong arity, or ``m.dta`` inside one.
 
 Threads: handlers are set from any thread, under the owner's lock; events fire on the I/O thread.
 Listener lists are replaced, never mutated, so the I/O thread iterates them without the lock.
@@ -25,10 +29,23 @@ from __future__ import annotations
 
 import difflib
 import functools
+import logging
 from collections import deque
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, Protocol, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    ClassVar,
+    Generic,
+    Optional,
+    Protocol,
+    TypeVar,
+    Union,
+    overload,
+)
 
+from . import _lifetime
 from ._events import MessageData
 
 if TYPE_CHECKING:
@@ -37,6 +54,12 @@ if TYPE_CHECKING:
 __all__ = ["DOMEventTarget", "EventHandler", "EventTarget", "Signal", "StrictHandlers"]
 
 Handler = Callable[..., Any]
+H = TypeVar("H", bound=Callable[..., Any])
+logger = logging.getLogger("mesiboscript")
+# A failure with no handler to hear it is logged unless one is set within this many seconds:
+# scripts set handlers in the statements right after the constructor, and a refused connection
+# can fail before that (its events are remembered for those late handlers).
+UNHEARD_GRACE = 0.25
 _ATTR: Any = object()  # the place of the on<type> handler among a type's listeners
 
 
@@ -45,30 +68,40 @@ class _Loop(Protocol):
 
     def dispatch(self, owner: Any, handler: Handler, *args: Any) -> Any: ...
     def call_soon_threadsafe(self, callback: Handler, *args: Any) -> None: ...
+    def call_later(self, delay: float, callback: Handler, *args: Any) -> Any: ...
     def in_loop_thread(self) -> bool: ...
 
 
-class EventHandler:
+class EventHandler(Generic[H]):
     """An ``on<type>`` attribute (a descriptor): reading it gives the handler or ``None``;
-    assigning it registers the handler among the type's listeners and delivers what waited."""
+    assigning it registers the handler among the type's listeners and delivers what waited.
 
-    __slots__ = ("name", "type")
+    ``H`` is the handler's type, for type checkers: declare ``onmessage:
+    EventHandler[Callable[[MessageData], object]] = EventHandler(doc=...)``. ``doc`` is what
+    ``help()`` shows for the attribute.
+    """
 
-    def __init__(self, type: Optional[str] = None) -> None:
+    def __init__(self, type: Optional[str] = None, *, doc: str = "") -> None:
         self.type = type or ""
         self.name = ""
+        self.__doc__ = doc or "An event handler: a callable, or None."
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
         if not self.type:
             self.type = name[2:] if name.startswith("on") else name
 
+    @overload
+    def __get__(self, obj: None, objtype: Any = None) -> EventHandler[H]: ...
+    @overload
+    def __get__(self, obj: object, objtype: Any = None) -> Optional[H]: ...
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         if obj is None:
             return self
-        return obj._attr_handlers.get(self.type)
+        given = obj._attr_given.get(self.type)
+        return given if given is not None else obj._attr_handlers.get(self.type)
 
-    def __set__(self, obj: Any, handler: Optional[Handler]) -> None:
+    def __set__(self, obj: Any, handler: Optional[H]) -> None:
         obj._set_event_handler(self.type, handler, self.name)
 
 
@@ -131,14 +164,17 @@ class EventTarget:
         self._ev_lock = lock
         self._ev_inbox = inbox
         self._listeners: dict[str, list[Any]] = {}  # replaced, never mutated
-        self._attr_handlers: dict[str, Handler] = {}
+        self._attr_handlers: dict[str, Handler] = {}  # what is called
+        self._attr_given: dict[str, Handler] = {}  # what was set, where _adapt_handler wrapped it
         self._ev_fired: dict[str, _Fired] = {}
         self._ev_held: Optional[dict[str, deque[tuple[int, Any]]]] = None
         self._ev_seq = 0  # orders what late delivery replays (I/O thread)
         self._ev_inbox_seq = 0  # where the waiting messages sit in that order
         # Something waits for a handler just set: deliver it before any newer event.
         self._ev_late = False
-        self._event_state: Any = None
+        # The state handlers of the running event see (I/O thread), in a box: written twice per
+        # message, and an item assignment skips the class's __setattr__ (which checks on* names).
+        self._at_event: list[Any] = [None]
 
     # -- handlers (any thread) -------------------------------------------------------------
 
@@ -171,20 +207,58 @@ class EventTarget:
     def _set_event_handler(self, type: str, handler: Optional[Handler], name: str = "") -> None:
         if handler is not None and not callable(handler):
             raise TypeError(f"{name or 'on' + type} must be callable or None")
+        call = None if handler is None else self._adapt_handler(type, handler)
         with self._ev_lock:
             current = self._listeners.get(type, [])
             has_place = any(x is _ATTR for x in current)
-            if handler is None:
+            if handler is None or call is None:
                 self._attr_handlers.pop(type, None)
+                self._attr_given.pop(type, None)
                 if has_place:
                     self._listeners[type] = [x for x in current if x is not _ATTR]
                 return
-            self._attr_handlers[type] = handler
+            self._attr_handlers[type] = call
+            if call is handler:
+                self._attr_given.pop(type, None)
+            else:
+                self._attr_given[type] = handler
             if not has_place:
                 self._listeners[type] = [*current, _ATTR]
             waiting = self._is_waiting(type)
         if waiting:
             self._schedule_pending()
+
+    def _adapt_handler(self, type: str, handler: Handler) -> Handler:
+        """What to call for the ``on<type>`` attribute set to ``handler`` (any thread, once per
+        assignment); the attribute still reads back as ``handler``. (Hook: e.g. Mesibo's
+        ``ondata`` taking the data alone.)"""
+        return handler
+
+    def _unheard(self, *types: str) -> bool:
+        """No handler or listener is set for any of ``types``."""
+        return not any(self._listeners.get(type) for type in types)
+
+    def _warn_if_unheard(self, types: tuple[str, ...], message: str, *args: Any) -> None:
+        """A failure happened (I/O thread): log ``message % args`` as one WARNING on the
+        ``mesiboscript`` logger, as a browser's console does, unless a handler or listener of one
+        of ``types`` is set now or within :data:`UNHEARD_GRACE` seconds. The process stays
+        alive until that is decided, so a script that ends at once still shows the line."""
+        if not self._unheard(*types):
+            return
+        token = _Undecided()
+        undecided = [True]
+
+        def decide(*_: Any) -> None:
+            try:
+                undecided.pop()  # once, whichever comes first: the timer or a shutdown
+            except IndexError:
+                return
+            if self._unheard(*types):
+                logger.warning(message, *args)
+            _lifetime.release(token)
+
+        _lifetime.acquire(token, decide)
+        self._ev_loop.call_later(UNHEARD_GRACE, decide)
 
     def _listeners_of(self, type: str) -> list[Handler]:
         """The listeners of ``type`` (not the ``on<type>`` attribute), in order."""
@@ -209,7 +283,7 @@ class EventTarget:
 
     def _state_at_event(self) -> Any:
         """The ready state of the event whose handler runs now (I/O thread), else ``None``."""
-        state = self._event_state
+        state = self._at_event[0]
         if state is not None and self._ev_loop.in_loop_thread():
             return state
         return None
@@ -222,7 +296,7 @@ class EventTarget:
         """
         state = self._state_at_event()
         if state is not None and state < closing:
-            self._event_state = closing
+            self._at_event[0] = closing
         return state
 
     def _fire(
@@ -232,16 +306,20 @@ class EventTarget:
         listener_args: Optional[tuple[Any, ...]] = None,
         done: Optional[list[Handler]] = None,
         results: Optional[list[Any]] = None,
+        session: Any = None,
     ) -> bool:
         """Call the handlers of ``type`` in order: the attribute with ``args``, listeners with
         ``listener_args`` (default ``args``). Skip and extend ``done`` if given; append return
-        values to ``results`` if given. False when no handler is set."""
+        values to ``results`` if given. ``session``: the object the handlers run for (what
+        ``getSession()`` returns in them; default this one). False when no handler is set."""
         listeners = self._listeners.get(type)
         if not listeners:
             return False
         dispatch = self._ev_loop.dispatch
-        saved = self._event_state
-        self._event_state = self._STATE_AT_EVENT.get(type)
+        owner = self if session is None else session
+        at_event = self._at_event
+        saved = at_event[0]
+        at_event[0] = self._STATE_AT_EVENT.get(type)
         try:
             for listener in listeners:
                 if listener is _ATTR:
@@ -258,9 +336,9 @@ class EventTarget:
                     done.append(handler)
                 if results is not None:
                     handler = _capture(handler, results)
-                dispatch(self, handler, *call_args)
+                dispatch(owner, handler, *call_args)
         finally:
-            self._event_state = saved
+            at_event[0] = saved
         return True
 
     def _emit(
@@ -277,12 +355,16 @@ class EventTarget:
         self._fire(type, args, listener_args, fired.done)
 
     def _dispatch_event(
-        self, type: str, args: tuple[Any, ...] = (), listener_args: Optional[tuple[Any, ...]] = None
+        self,
+        type: str,
+        args: tuple[Any, ...] = (),
+        listener_args: Optional[tuple[Any, ...]] = None,
+        session: Any = None,
     ) -> bool:
         """Fire a repeating event now, remembering nothing. False when no handler is set."""
         if self._ev_late:
             self._deliver_pending()
-        return self._fire(type, args, listener_args)
+        return self._fire(type, args, listener_args, session=session)
 
     def _hold(self, type: str, item: Any) -> bool:
         """Hold ``item`` for ``type`` while no handler is set (or older items wait); True if held.
@@ -329,12 +411,13 @@ class EventTarget:
             # general bookkeeping, which is a tenth of the Python time of a small message.
             handler = self._attr_handlers.get("message")
             if handler is not None:
-                saved = self._event_state
-                self._event_state = self._MESSAGE_STATE
+                at_event = self._at_event
+                saved = at_event[0]
+                at_event[0] = self._MESSAGE_STATE
                 try:
                     self._ev_loop.dispatch(self, handler, MessageData(data, target=self))
                 finally:
-                    self._event_state = saved
+                    at_event[0] = saved
                 return False
         return self._deliver_message_slowly(data)
 
@@ -426,6 +509,15 @@ class EventTarget:
 
     # -- unknown on* names -----------------------------------------------------------------
 
+    if not TYPE_CHECKING:  # mypy flags unknown attributes itself
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            # ws.onOpen = f would never be called: refuse it, with a hint. Only names starting
+            # with "on" are checked; assignments on per-message paths avoid this (see _at_event).
+            if name[:2] == "on" and not hasattr(type(self), name):
+                raise self._unknown_handler(name)
+            object.__setattr__(self, name, value)
+
     def _unknown_handler(self, name: str) -> AttributeError:
         """The error for assigning ``name``, an ``on*`` attribute this class does not have."""
         known = sorted(
@@ -442,6 +534,13 @@ class EventTarget:
         return AttributeError(f"{type(self).__name__} has no handler {name!r}{hint}")
 
 
+class _Undecided:
+    """Keeps the process alive while a failure's warning is undecided (``_lifetime`` owner)."""
+
+    def __repr__(self) -> str:
+        return "<a failure's warning, pending>"
+
+
 class DOMEventTarget(EventTarget):
     """An :class:`EventTarget` with the DOM's public ``addEventListener``/``removeEventListener``
     (``WebSocket`` and the server's connections; ``SocketIO`` has ``on``/``off`` instead)."""
@@ -456,18 +555,8 @@ class DOMEventTarget(EventTarget):
 
 
 class StrictHandlers:
-    """Refuse assigning an unknown ``on*`` attribute (``ws.onOpen = f`` would never be called).
-
-    A separate mixin because it costs a Python call on every attribute assignment (about 0.2 µs):
-    use it where no per-message path assigns attributes (not ``WebSocket``, not ``Socket``).
-    """
-
-    if not TYPE_CHECKING:  # so that mypy still flags unknown attributes itself
-
-        def __setattr__(self, name: str, value: Any) -> None:
-            if name[:2] == "on" and isinstance(self, EventTarget) and not hasattr(type(self), name):
-                raise self._unknown_handler(name)
-            object.__setattr__(self, name, value)
+    """Kept for existing imports: every :class:`EventTarget` now refuses unknown ``on*`` names
+    itself (this mixin adds nothing)."""
 
 
 class Signal:

@@ -147,6 +147,9 @@ def _shut(owner: object, shutdown: Shutdown, code: int, reason: str) -> None:
 # -- sessions (Dirigible) ---------------------------------------------------------------------
 
 
+_OPEN = 1  # ReadyState.OPEN (this module imports nothing from the connection classes)
+
+
 def session_type(cls: T) -> T:
     """Class decorator: instances are sessions, which :func:`getSession` returns in handlers."""
     global _session_types
@@ -167,9 +170,13 @@ def closed_session(session: object) -> None:
 
 
 def getOpenSessions() -> list[Any]:
-    """Every session of this process that is OPEN, oldest first."""
+    """Every session of this process that is OPEN, oldest first (client ``WebSocket`` objects and
+    connections accepted by a ``WebSocketServer``). A session whose ``close()`` has begun is no
+    longer listed, though it stays registered until its close event."""
     with _cond:
-        return list(_sessions.values())
+        sessions = list(_sessions.values())
+    # readyState is read outside _cond: it takes the session's own lock.
+    return [s for s in sessions if getattr(s, "readyState", _OPEN) == _OPEN]
 
 
 class HandlerThread(Protocol):

@@ -24,6 +24,7 @@ from typing import Optional, Union
 from ._constants import SocketError
 from ._exceptions import ConnectionFailed
 from ._loop import Loop, TimerHandle
+from ._proxy import ProxyOption
 from ._transport import Buffer, Transport, TransportListener
 
 __all__ = ["Link", "LinkEnd", "LinkListener", "StreamLink"]
@@ -113,7 +114,9 @@ class StreamLink(TransportListener):
         listener: gets the link's events.
         host, port: where to connect.
         tls: wrap the stream in TLS with this context (``server_hostname=host``).
-        proxy: ``http://[user:pass@]host:port`` of an HTTP CONNECT proxy.
+        proxy: the ``proxy`` option (``None``: ``all_proxy`` from the environment; ``False``:
+            none; else a proxy URL).
+        proxy_tls: the context for TLS to an ``https://`` proxy (default: ``tls``).
         keepalive: TCP keep-alive probes (30 s idle, then every 10 s, dead after 3).
         connect_timeout: seconds allowed for DNS, TCP, proxy and TLS together (``None``: no
             limit); past it the link fails with ``SocketTimeoutError``.
@@ -129,7 +132,8 @@ class StreamLink(TransportListener):
         port: int,
         *,
         tls: Optional[ssl.SSLContext] = None,
-        proxy: Optional[str] = None,
+        proxy: ProxyOption = False,
+        proxy_tls: Optional[ssl.SSLContext] = None,
         keepalive: bool = False,
         connect_timeout: Optional[float] = None,
         close_timeout: Optional[float] = None,
@@ -140,7 +144,15 @@ class StreamLink(TransportListener):
         self._connect_timeout = connect_timeout
         self._close_timeout = close_timeout
         self._transport = Transport(
-            loop, self, host, port, tls=tls, proxy=proxy, keepalive=keepalive
+            loop,
+            self,
+            host,
+            port,
+            tls=tls,
+            proxy=proxy,
+            scheme="sock",
+            proxy_tls=proxy_tls,
+            keepalive=keepalive,
         )
         # Writes with a token not yet wholly in the kernel: (first byte's offset, token).
         self._writes: deque[tuple[int, object]] = deque()
@@ -213,7 +225,7 @@ class StreamLink(TransportListener):
             self.abort(
                 ConnectionFailed(
                     f"timed out after {self._connect_timeout} s connecting to {self._where}",
-                    SocketError.SocketTimeoutError,
+                    self._transport.timeout_error,
                 )
             )
 

@@ -44,6 +44,7 @@ from ._exceptions import ConnectionFailed, InvalidStateError
 from ._loop import Loop, TimerHandle, get_loop
 from ._validation import InvalidArgumentError
 from ._websocket import WebSocket
+from .sansio.deflate import DeflateOptions
 
 __all__ = ["SocketIO"]
 
@@ -105,17 +106,20 @@ class SocketIO(StrictHandlers, EventTarget):
             gets ``{"message": "timeout"}``.
         **options: passed to :class:`WebSocket` (``headers``, ``origin``, ``ssl_context``,
             ``cafile``, ``connect_timeout``, ``ping_interval``, ``ping_timeout``,
-            ``close_timeout``, ``max_size``, ``proxy``).
+            ``close_timeout``, ``max_size``, ``proxy``, ``compression``,
+            ``compression_options``).
 
     Raises:
         ValueError: a bad URL, protocol, path, namespace or option (nothing is sent).
         TypeError: an auth payload that is not a JSON-serialisable dict; an unknown option.
     """
 
-    onconnect = EventHandler()
-    onmessage = EventHandler()
-    ondisconnect = EventHandler()
-    onconnect_error = EventHandler()
+    onconnect: EventHandler[Callable[[], object]] = EventHandler(doc="onconnect(): connected.")
+    onmessage: EventHandler[Callable[..., object]] = EventHandler(doc="onmessage(*args)")
+    ondisconnect: EventHandler[Callable[[str], object]] = EventHandler(doc="ondisconnect(reason)")
+    onconnect_error: EventHandler[Callable[[dict[str, Any]], object]] = EventHandler(
+        doc="onconnect_error(data): connecting failed; data['message'] says why."
+    )
 
     _MAX_HELD = _MAX_HELD  # events of one name kept while no handler for it is set
 
@@ -158,6 +162,10 @@ class SocketIO(StrictHandlers, EventTarget):
         self._auto = protocol == "auto"
         self._timeout = timeout
         self._options = options
+        # Checked now, not at the first connection: bad input raises at once.
+        DeflateOptions.from_options(
+            options.get("compression", "deflate"), options.get("compression_options")
+        )
 
         # Shared with user threads, under _lock.
         self._lock = threading.Lock()

@@ -46,9 +46,13 @@ What happens to sent data (documented contract, tested in ``tests/test_tcp.py``)
 
 from __future__ import annotations
 
+import codecs
+import functools
+import inspect
 import ssl
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
 from . import _lifetime
@@ -58,11 +62,13 @@ from ._exceptions import InvalidStateError
 from ._inbox import Inbox, not_on_loop
 from ._links import Link, LinkEnd, StreamLink
 from ._loop import Loop, TimerHandle, get_loop, logger
+from ._proxy import check_proxy_option
 from ._reconnect import Reconnector, ReconnectPolicy
 from ._sendbuffer import Chunk, SendBuffer, SendBufferFull
 from ._tls import make_context
-from ._validation import parse_url
+from ._validation import InvalidArgumentError, parse_url
 from ._wslink import DEFAULT_MAX_SIZE, WebSocketLink
+from .sansio.deflate import DeflateOptions
 
 __all__ = ["SendBufferFull", "Socket"]
 
@@ -77,8 +83,39 @@ _JITTER = 0.2
 # ws/wss with keepalive and no ping_interval: ping this often (seconds).
 _KEEPALIVE_PING = 20.0
 
-Handler = Optional[Callable[..., Any]]
 Data = Union[str, bytes]
+# Handlers, typed per event (mypy --strict rejects a wrong arity). ondata's data is bytes, str or
+# either, depending on the scheme and on ``encoding``: typed Any so that an annotated handler
+# (``data: bytes``) is accepted.
+ConnectHandler = Callable[["Socket"], object]
+DataHandler = Union[Callable[[Any], object], Callable[["Socket", Any], object]]
+WriteHandler = Callable[["Socket", int], object]
+CloseHandler = Callable[["Socket"], object]
+
+
+def takes_data_alone(handler: Callable[..., Any]) -> bool:
+    """Whether ``ondata`` should get the data alone (the seed's ``function(s) { print(s); }``)
+    rather than ``(socket, data)``: true for a callable that takes one positional argument, or
+    any number with none required (``print``); also when its signature cannot be read (a
+    builtin on Python 3.9, such as ``print`` or ``list.append``)."""
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):
+        return True
+    required = most = 0
+    for param in signature.parameters.values():
+        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            most += 1
+            if param.default is param.empty:
+                required += 1
+        elif param.kind == param.VAR_POSITIONAL:
+            most = 2**31
+    return most <= 1 or required == 0
+
+
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, not {value!r}")
 
 
 class _Listener:
@@ -118,12 +155,41 @@ class Socket(EventTarget):
         s.onclose = lambda s: print("closed")
         s.open()
 
-    Handlers get the socket first and run on the library's I/O thread; an exception they raise is
-    logged on the ``mesiboscript`` logger and nothing else stops. ``data`` is ``bytes`` as it
-    arrives for ``sock``/``socks``, and each message (``str`` or ``bytes``) for ``ws``/``wss``.
+    Handlers (attributes or constructor keywords) run on the library's I/O thread; an exception
+    they raise is logged on the ``mesiboscript`` logger and nothing else stops:
+
+    - ``onconnect(s)``: connected (again, after a ``keepalive`` reconnection).
+    - ``ondata(s, data)``, or ``ondata(data)`` for a handler that takes one parameter (the seed's
+      ``s.ondata = function(s) { print(s); }``; ``s.ondata = print`` too): decided once, when it
+      is assigned. Required: ``open()`` without it raises. ``data`` is ``bytes`` as it arrives
+      for ``sock``/``socks`` (``str`` with ``encoding``), each message (``str`` for text, ``bytes``
+      for binary) for ``ws``/``wss``.
+    - ``onwrite(s, nbytes)``: ``nbytes`` of sent data reached the kernel.
+    - ``onclose(s)``: closed for good (once).
+
+    Properties to set before :meth:`open` (each a ``bool``; another type raises ``TypeError``):
+
+    - ``keepalive`` (``False``): a persistent connection: TCP keep-alive probes (pings on
+      ws/wss) and, after an unexpected drop, reconnection with backoff (see the module docs).
+    - ``verify_host`` (``True``): check the server's certificate and host name; ``False`` turns
+      both off, with a warning.
+    - ``enableSsl``: TLS on a ``sock://`` (or ``ws://``) URL; always on for ``socks://``/``wss://``.
+
+    Assigning an unknown handler (``s.onconect = f``) raises ``AttributeError``. If the
+    connection fails while no ``onclose`` is set, one WARNING on the ``mesiboscript`` logger
+    names the URL and the cause.
+
+    Text: ``Socket(url, encoding="utf-8")`` hands ``sock``/``socks`` data to ``ondata`` (and
+    ``read()``) as ``str``, decoded incrementally per connection, so a character split across two
+    reads arrives whole; undecodable bytes become U+FFFD. Printing then shows ``hello``, not
+    ``b'hello'``.
 
     Args:
-        url: ``sock://host:port`` (TCP), ``socks://host:port`` (TLS), ``ws://`` or ``wss://``.
+        url: ``sock://host:port`` (TCP), ``socks://host:port`` (TLS), ``ws://`` or ``wss://``
+            (``http://``/``https://`` map to them).
+        encoding: decode ``sock``/``socks`` data with this codec (e.g. ``"utf-8"``) and hand it
+            to ``ondata``/``read()`` as ``str``; ``None`` (the default) gives ``bytes``.
+            WebSocket messages keep their type (text is already ``str``).
         ssl_context: an :class:`ssl.SSLContext` for TLS (default: certifi's CA bundle, hostname
             verified).
         cafile: trust this CA bundle instead of certifi's (a private CA).
@@ -134,12 +200,18 @@ class Socket(EventTarget):
             socket gives up and closes (``None``: never give up).
         retry_delay, max_retry_delay: the reconnect backoff: the first delay, doubling up to the
             maximum, each with ±20 % jitter.
-        ping_interval: ``ws``/``wss`` with ``keepalive``: seconds between pings (default 20).
+        ping_interval: ``ws``/``wss``: seconds between pings; ``None`` (the default) pings
+            every 20 s with ``keepalive`` and never without.
+        proxy: ``None`` (default): from the environment (``ws``/``wss`` as ``WebSocket`` reads
+            it; ``sock``/``socks``: ``all_proxy``); ``False``: none; or a proxy URL
+            (``http://``, ``https://``, ``socks4[a]://``, ``socks5[h]://``, ``user:pass@``).
+        compression, compression_options: ``ws``/``wss``: permessage-deflate, as for
+            :class:`~mesiboscript.WebSocket` (``"deflate"`` by default; ``None`` offers nothing).
         onconnect, ondata, onwrite, onclose: the handlers, as keywords.
 
     Raises:
         ValueError: a bad URL, an unknown scheme, a ``sock``/``socks`` URL without a port, a path
-            on a ``sock``/``socks`` URL, or a bad option.
+            on a ``sock``/``socks`` URL, an unknown ``encoding``, or a bad option.
     """
 
     CONNECTING = ReadyState.CONNECTING
@@ -147,15 +219,23 @@ class Socket(EventTarget):
     CLOSING = ReadyState.CLOSING
     CLOSED = ReadyState.CLOSED
 
-    onconnect = EventHandler()
-    ondata = EventHandler()
-    onwrite = EventHandler()
-    onclose = EventHandler()
+    onconnect: EventHandler[ConnectHandler] = EventHandler(
+        doc="onconnect(s): connected (again, after a keepalive reconnection)."
+    )
+    ondata: EventHandler[DataHandler] = EventHandler(
+        doc="ondata(s, data), or ondata(data) for a one-parameter handler: data arrived.\n"
+        "Required before open(). bytes on sock/socks (str with encoding=), the message on ws/wss."
+    )
+    onwrite: EventHandler[WriteHandler] = EventHandler(
+        doc="onwrite(s, nbytes): nbytes of sent data reached the kernel."
+    )
+    onclose: EventHandler[CloseHandler] = EventHandler(doc="onclose(s): closed for good (once).")
 
     def __init__(
         self,
         url: str,
         *,
+        encoding: Optional[str] = None,
         ssl_context: Optional[ssl.SSLContext] = None,
         cafile: Optional[str] = None,
         connect_timeout: Optional[float] = 30.0,
@@ -165,14 +245,22 @@ class Socket(EventTarget):
         retry_delay: float = 0.1,
         max_retry_delay: float = 30.0,
         ping_interval: Optional[float] = None,
-        onconnect: Handler = None,
-        ondata: Handler = None,
-        onwrite: Handler = None,
-        onclose: Handler = None,
+        proxy: Union[bool, str, None] = None,
+        compression: Optional[str] = "deflate",
+        compression_options: Optional[Mapping[str, Any]] = None,
+        onconnect: Optional[ConnectHandler] = None,
+        ondata: Optional[DataHandler] = None,
+        onwrite: Optional[WriteHandler] = None,
+        onclose: Optional[CloseHandler] = None,
     ) -> None:
         if not isinstance(url, str):
             raise TypeError(f"url must be a str, not {type(url).__name__}")
         scheme = url.partition(":")[0].strip().lower()
+        if scheme not in _WS_SCHEMES and scheme not in _STREAM_SCHEMES:
+            raise InvalidArgumentError(
+                f"invalid URL {url!r}: Socket takes sock://host:port (TCP), socks://host:port "
+                "(TLS), ws:// or wss:// (http:// and https:// map to ws:// and wss://)"
+            )
         if scheme in _WS_SCHEMES:
             parsed = parse_url(url)
             self._stream = False
@@ -202,6 +290,14 @@ class Socket(EventTarget):
             raise ValueError(f"max_attempts must be None or an int >= 1, not {max_attempts!r}")
         if ssl_context is not None and cafile is not None:
             raise ValueError("pass either ssl_context or cafile, not both")
+        self._decoder_factory: Optional[Callable[[], codecs.IncrementalDecoder]] = None
+        if encoding is not None:
+            try:
+                factory = codecs.getincrementaldecoder(encoding)
+            except (LookupError, TypeError) as exc:
+                raise ValueError(f"unknown encoding {encoding!r}") from exc
+            self._decoder_factory = functools.partial(factory, errors="replace")
+        self._decoder: Optional[codecs.IncrementalDecoder] = None  # per connection (I/O thread)
         self._ssl_context = ssl_context
         self._cafile = cafile
         self._connect_timeout = connect_timeout
@@ -211,6 +307,9 @@ class Socket(EventTarget):
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
         self._ping_interval = ping_interval
+        check_proxy_option(proxy)
+        self._proxy = proxy
+        self._deflate = DeflateOptions.from_options(compression, compression_options)
         self._keepalive = False
         self._verify_host = True
         self._enable_ssl = parsed.secure
@@ -238,6 +337,7 @@ class Socket(EventTarget):
         self.onwrite = onwrite
         self.onclose = onclose
         self._tls: Optional[ssl.SSLContext] = None
+        self._proxy_tls: Optional[ssl.SSLContext] = None
         self._listener = _Listener(self)
         self._link: Optional[Link] = None  # the current connection attempt or connection
         self._up = False  # ... and it is up
@@ -254,7 +354,8 @@ class Socket(EventTarget):
         self._retry_timer: Optional[TimerHandle] = None
 
     def __repr__(self) -> str:
-        return f"<Socket {self._url} {ReadyState(self._state).name}>"
+        url = self._url if self._stream else self._parsed.display  # no credentials
+        return f"<Socket {url} {ReadyState(self._state).name}>"
 
     # -- properties ------------------------------------------------------------------------
 
@@ -292,8 +393,9 @@ class Socket(EventTarget):
 
     @keepalive.setter
     def keepalive(self, value: bool) -> None:
+        _check_bool("keepalive", value)
         self._settable("keepalive")
-        self._keepalive = bool(value)
+        self._keepalive = value
 
     @property
     def verify_host(self) -> bool:
@@ -303,8 +405,9 @@ class Socket(EventTarget):
 
     @verify_host.setter
     def verify_host(self, value: bool) -> None:
+        _check_bool("verify_host", value)
         self._settable("verify_host")
-        self._verify_host = bool(value)
+        self._verify_host = value
 
     @property
     def enableSsl(self) -> bool:
@@ -313,10 +416,11 @@ class Socket(EventTarget):
 
     @enableSsl.setter
     def enableSsl(self, value: bool) -> None:
+        _check_bool("enableSsl", value)
         self._settable("enableSsl")
         if not value and self._parsed.secure:
             raise ValueError(f"{self._parsed.scheme}:// always uses TLS")
-        self._enable_ssl = bool(value)
+        self._enable_ssl = value
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -336,6 +440,10 @@ class Socket(EventTarget):
         if self._enable_ssl:
             # Warns (UserWarning) when verify_host is False.
             tls = make_context(self._ssl_context, self._cafile, verify=self._verify_host)
+        # TLS to an https:// proxy trusts what the server's TLS trusts (a private CA too).
+        self._proxy_tls = tls
+        if tls is None and (self._ssl_context is not None or self._cafile is not None):
+            self._proxy_tls = make_context(self._ssl_context, self._cafile)
         with self._lock:
             if self._opened or self._state == ReadyState.CLOSED:
                 raise InvalidStateError("open() may be called once; create a new Socket")
@@ -484,6 +592,8 @@ class Socket(EventTarget):
                 parsed.host,
                 parsed.port,
                 tls=self._tls,
+                proxy=self._proxy,
+                proxy_tls=self._proxy_tls,
                 keepalive=self._keepalive,
                 connect_timeout=self._connect_timeout,
                 close_timeout=self._close_timeout,
@@ -502,10 +612,16 @@ class Socket(EventTarget):
             target,
             display_url=target.display,
             tls=self._tls,
+            proxy=self._proxy,
+            proxy_tls=self._proxy_tls,
             connect_timeout=self._connect_timeout,
             ping_interval=ping,
+            # A missed pong within one more interval ends the link: a half-open connection
+            # is found in at most two intervals, and a keepalive socket reconnects.
+            ping_timeout=ping,
             close_timeout=self._close_timeout,
             max_size=DEFAULT_MAX_SIZE,
+            compression=self._deflate,
         )
 
     # -- I/O thread: link events -----------------------------------------------------------
@@ -513,6 +629,8 @@ class Socket(EventTarget):
     def _on_link_up(self, link: Link) -> None:
         """Connected: write what is held, then onconnect (or close, if asked meanwhile)."""
         self._up = True
+        if self._decoder_factory is not None and self._stream:
+            self._decoder = self._decoder_factory()  # a new byte stream
         self._sendbuf.link_up()
         with self._cond:
             self._ever_connected = True
@@ -538,6 +656,11 @@ class Socket(EventTarget):
         """A connection (or an attempt) ended: hold unsent data again, then retry or finish."""
         was_up, self._up = self._up, False
         self._link = None
+        decoder, self._decoder = self._decoder, None
+        if decoder is not None:
+            tail = decoder.decode(b"", final=True)  # a character cut by the end: U+FFFD
+            if tail:
+                self._deliver_text(tail)
         taken = self._sendbuf.link_down(end.unsent, end.unsent_offset)
         if taken:
             self._dispatch_event("write", (self, taken))
@@ -545,6 +668,14 @@ class Socket(EventTarget):
         if cause is not None:
             self._last_error = cause
         if self._state >= ReadyState.CLOSING or not self._keepalive:
+            if cause is not None and self._state < ReadyState.CLOSING:
+                self._warn_if_unheard(
+                    ("close",),
+                    "Socket connection to %s %s: %s; no onclose handler is set",
+                    self._url if self._stream else self._parsed.display,
+                    "was lost" if was_up else "failed",
+                    cause,
+                )
             self._finalize()
             return
         if was_up:
@@ -578,8 +709,28 @@ class Socket(EventTarget):
             link.write(chunk.payload, chunk, text=chunk.text)
 
     def _deliver(self, data: Data) -> None:
+        decoder = self._decoder
+        if decoder is not None and isinstance(data, bytes):
+            data = decoder.decode(data)
+            if not data:
+                return  # only part of a character so far
+        self._deliver_text(data)
+
+    def _deliver_text(self, data: Data) -> None:
         if not self._dispatch_event("data", (self, data)):
             self.queue(data)
+
+    def _adapt_handler(self, type: str, handler: Callable[..., Any]) -> Callable[..., Any]:
+        # ondata gets (socket, data); a one-parameter handler gets the data alone. Decided here,
+        # once per assignment, not per chunk.
+        if type != "data" or not takes_data_alone(handler):
+            return handler
+
+        @functools.wraps(handler)
+        def data_alone(socket: Socket, data: Data) -> Any:
+            return handler(data)
+
+        return data_alone
 
     def _maybe_resume(self) -> None:
         # Decided here, on the I/O thread, like WebSocket._maybe_resume: decided in read() and

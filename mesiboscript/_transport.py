@@ -1,14 +1,21 @@
 """A non-blocking stream connection driven by the loop: resolve, connect, proxy, TLS, then bytes.
 
 Shared by :class:`WebSocket` and :class:`Socket`. Nothing here blocks the loop: DNS runs on the
-resolver threads, TCP connect and the TLS handshake are driven by readiness events, and writes are
-queued and flushed as the kernel takes them. The owner implements :class:`TransportListener`.
+resolver threads, TCP connect, the proxy handshake (:mod:`._proxy`, sans-I/O) and the TLS
+handshake are driven by readiness events, and writes are queued and flushed as the kernel takes
+them. The owner implements :class:`TransportListener`.
+
+A host with several addresses is tried as browsers do (RFC 8305, "Happy Eyeballs"): address
+families interleaved, the next attempt started when one fails or has not connected within
+250 ms, the first to connect wins. An ``https://`` proxy gets TLS of its own; TLS to the server
+then runs inside it through a socket pair (:class:`_TunnelRelay`), since an ``SSLSocket`` cannot
+wrap another one.
 """
 
 from __future__ import annotations
 
-import base64
 import errno
+import functools
 import ipaddress
 import select
 import selectors
@@ -19,24 +26,26 @@ import time
 from collections import deque
 from itertools import islice
 from typing import Any, Callable, Optional, Union
-from urllib.parse import unquote, urlsplit
 
 from ._constants import SocketError
 from ._exceptions import ConnectionFailed, socket_error_for
-from ._loop import Loop, logger
+from ._loop import Loop, TimerHandle, logger
+from ._proxy import Handshake, Proxy, ProxyFailure, ProxyOption, handshake_for, select_proxy
 
-__all__ = ["Transport", "TransportListener", "parse_proxy"]
+__all__ = ["Transport", "TransportListener"]
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
 _RECV_SIZE = 65 * 1024  # a 64 KiB frame and its header; under glibc's 128 KiB mmap threshold
 _SMALL = 16 * 1024  # writes under this are joined into one buffer (one system call for many frames)
 _IOV_MAX = 128  # buffers per sendmsg (Linux allows 1024)
+_ATTEMPT_DELAY = 0.25  # RFC 8305's "Connection Attempt Delay": the next address starts after it
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 # After a caller thread read the socket (caller_read), the loop leaves it to callers this long.
 _CALLER_LEASE = 0.05
 
 Buffer = Union[bytes, bytearray, memoryview]
+_Socket = socket.socket  # the class's `socket` property hides the module in annotations
 
 
 class TransportListener:
@@ -62,24 +71,22 @@ class TransportListener:
         """The socket is closed: ``exc`` is None after a clean close or EOF, else the cause."""
 
 
-def parse_proxy(proxy: str) -> tuple[str, int, Optional[str]]:
-    """``http://[user:pass@]host:port`` → host, port and a Proxy-Authorization value."""
-    if any(c in proxy for c in "\r\n\x00\t "):
-        raise ValueError(f"invalid proxy {proxy!r}: contains whitespace or control characters")
-    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(
-            f"unsupported proxy {proxy!r}: only http://host:port proxies are supported"
-        )
-    auth = None
-    if parts.username is not None:
-        creds = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        auth = "Basic " + base64.b64encode(creds.encode()).decode("ascii")
-    return parts.hostname, parts.port or 8080, auth
-
-
 class Transport:
-    """One client stream. Every method runs on the loop thread."""
+    """One client stream. Every method runs on the loop thread.
+
+    Args:
+        loop: the I/O loop.
+        protocol: the owner, told of every event.
+        host, port: the server.
+        tls: TLS to the server with this context (``server_hostname=host``).
+        proxy: the public ``proxy`` option: ``None`` reads the environment for ``scheme`` (as
+            curl does), ``False`` uses none, a URL or a :class:`~._proxy.Proxy` uses that one.
+        scheme: which environment variables apply (``ws``, ``wss``, ``http``, ``https``,
+            ``sock``, ``socks``); default ``wss`` with ``tls``, else ``ws``.
+        proxy_tls: the context for TLS to an ``https://`` proxy (default: ``tls``, else the
+            library's default context).
+        keepalive: TCP keep-alive probes.
+    """
 
     def __init__(
         self,
@@ -89,7 +96,9 @@ class Transport:
         port: int,
         *,
         tls: Optional[ssl.SSLContext] = None,
-        proxy: Optional[str] = None,
+        proxy: ProxyOption = False,
+        scheme: Optional[str] = None,
+        proxy_tls: Optional[ssl.SSLContext] = None,
         keepalive: bool = False,
     ) -> None:
         self._loop = loop
@@ -97,14 +106,21 @@ class Transport:
         self._host = host
         self._port = port
         self._tls = tls
-        self._proxy = parse_proxy(proxy) if proxy else None
+        self._proxy_option = proxy
+        self._scheme = scheme or ("wss" if tls is not None else "ws")
+        self._proxy_tls = proxy_tls
+        self._proxy: Optional[Proxy] = None
         self._keepalive = keepalive
         self._sock: Optional[socket.socket] = None
         self._events = 0
         self._addrs: list[Any] = []
+        self._attempts: dict[socket.socket, Any] = {}  # connects in flight → their address
+        self._attempt_timer: Optional[TimerHandle] = None
         self._first_error: Optional[BaseException] = None
-        self._stage = "resolve"  # resolve, connect, proxy, tls, open, closed
-        self._proxy_buf = b""
+        self._stage = "resolve"  # resolve, connect, proxy-tls, proxy, tls, open, closed
+        self._target = host  # what the proxy is asked to reach (an address for socks4/socks5)
+        self._handshake: Optional[Handshake] = None
+        self._relay: Optional[_TunnelRelay] = None
         self._proxy_out = b""
         # A list, not a deque (an idle connection's deque costs 0.7 KB): small writes are joined,
         # so it holds few buffers and removing the first is cheap.
@@ -142,22 +158,55 @@ class Transport:
     def pending_bytes(self) -> int:
         return self._queued - self._written
 
+    @property
+    def timeout_error(self) -> SocketError:
+        """What a connect timeout now means: the proxy was too slow while it is being reached
+        or negotiated with (``ProxyConnectionTimeoutError``), else ``SocketTimeoutError``."""
+        if self._proxy is not None and self._stage in ("resolve", "connect", "proxy-tls", "proxy"):
+            return SocketError.ProxyConnectionTimeoutError
+        return SocketError.SocketTimeoutError
+
     def start(self) -> None:
-        target_host, target_port = (
-            (self._proxy[0], self._proxy[1])
-            if self._proxy
-            else (
-                self._host,
-                self._port,
-            )
-        )
         try:
-            ip = ipaddress.ip_address(target_host)
-        except ValueError:
-            self._loop.resolve(target_host, target_port, self._resolved)
+            self._proxy = select_proxy(self._proxy_option, self._scheme, self._host)
+        except ValueError as exc:
+            self._fail(exc, SocketError.ProxyProtocolError)
             return
-        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-        self._resolved([(family, socket.SOCK_STREAM, 0, "", (target_host, target_port))], None)
+        proxy = self._proxy
+        if proxy is not None and not proxy.remote_dns and not _is_ip(self._host):
+            # socks4:// and socks5://: the client resolves the server's name, the proxy gets
+            # an address.
+            self._loop.resolve(self._host, self._port, self._target_resolved)
+            return
+        self._resolve_first_hop()
+
+    def _target_resolved(self, infos: Any, exc: Optional[BaseException]) -> None:
+        if self._stage == "closed":
+            return
+        if exc is not None:
+            self._fail(exc)
+            return
+        assert self._proxy is not None
+        families = (socket.AF_INET,) if self._proxy.scheme == "socks4" else ()
+        addresses = [i[4][0] for i in infos if not families or i[0] in families]
+        if not addresses:
+            self._fail(
+                OSError(errno.EADDRNOTAVAIL, f"no IPv4 address for {self._host} (SOCKS 4)"),
+                SocketError.HostNotFoundError,
+            )
+            return
+        self._target = addresses[0]
+        self._resolve_first_hop()
+
+    def _resolve_first_hop(self) -> None:
+        host, port = (
+            (self._proxy.host, self._proxy.port) if self._proxy else (self._host, self._port)
+        )
+        if not _is_ip(host):
+            self._loop.resolve(host, port, self._resolved)
+            return
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._resolved([(family, socket.SOCK_STREAM, 0, "", (host, port))], None)
 
     def write(
         self, data: Union[Buffer, list[bytes]], token: Any = None, flush: bool = True
@@ -353,11 +402,16 @@ class Transport:
             error = SocketError.ProxyNotFoundError if self._proxy else None
             self._fail(exc, error)
             return
-        self._addrs = list(infos)
+        self._addrs = _interleave(list(infos))
         self._stage = "connect"
         self._connect_next()
 
     def _connect_next(self) -> None:
+        """Start the next address's attempt; with more left, the one after starts in 250 ms
+        unless an attempt ends first (RFC 8305). Fails once every address has failed."""
+        self._attempt_timer = None
+        if self._stage != "connect":
+            return
         while self._addrs:
             family, type_, proto, _, address = self._addrs.pop(0)
             try:
@@ -379,9 +433,13 @@ class Transport:
                 sock.close()
                 self._first_error = self._first_error or OSError(err, _strerror(err))
                 continue
-            self._sock = sock
-            self._set_events(WRITE)
+            self._attempts[sock] = address
+            self._loop.add(sock, WRITE, functools.partial(self._attempt_done, sock))
+            if self._addrs:
+                self._attempt_timer = self._loop.call_later(_ATTEMPT_DELAY, self._connect_next)
             return
+        if self._attempts:
+            return  # the last addresses are still trying
         cause = self._first_error or OSError(errno.EHOSTUNREACH, "no address to connect to")
         error = None
         if self._proxy:
@@ -390,6 +448,33 @@ class Transport:
                 error = SocketError.ProxyConnectionRefusedError
         self._fail(cause, error)
 
+    def _attempt_done(self, sock: _Socket, mask: int = 0) -> None:
+        self._loop.remove(sock)
+        del self._attempts[sock]
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            sock.close()
+            self._first_error = self._first_error or OSError(err, _strerror(err))
+            # The next address now, not after the delay (RFC 8305 §5); with none left, this
+            # fails only once no other attempt is in flight.
+            if self._attempt_timer is not None:
+                self._attempt_timer.cancel()
+            self._connect_next()
+            return
+        self._cancel_attempts()
+        self._sock = sock
+        self._events = 0
+        self._connected()
+
+    def _cancel_attempts(self) -> None:
+        if self._attempt_timer is not None:
+            self._attempt_timer.cancel()
+            self._attempt_timer = None
+        for other in self._attempts:
+            self._loop.remove(other)
+            other.close()
+        self._attempts.clear()
+
     def _on_event(self, mask: int) -> None:
         stage = self._stage
         if stage == "open":
@@ -397,101 +482,104 @@ class Transport:
                 self._read()
             if mask & WRITE and self._stage == "open":
                 self._flush()
-        elif stage == "connect":
-            self._connected()
         elif stage == "proxy":
-            self._proxy_step(mask)
-        elif stage == "tls":
+            self._proxy_step()
+        elif stage in ("tls", "proxy-tls"):
             self._tls_step()
 
     def _connected(self) -> None:
-        assert self._sock is not None
-        err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            self._loop.remove(self._sock)
-            self._sock.close()
-            self._sock = None
-            self._events = 0
-            self._first_error = self._first_error or OSError(err, _strerror(err))
-            self._connect_next()
-            return
-        if self._proxy:
-            self._stage = "proxy"
-            host = f"[{self._host}]" if ":" in self._host else self._host
-            lines = [f"CONNECT {host}:{self._port} HTTP/1.1", f"Host: {host}:{self._port}"]
-            if self._proxy[2]:
-                lines.append(f"Proxy-Authorization: {self._proxy[2]}")
-            self._proxy_out = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
-            self._proxy_step(WRITE)
-            return
-        self._start_tls()
+        if self._proxy is None:
+            self._start_tls()
+        elif self._proxy.tls:
+            self._start_tls(proxy=True)
+        else:
+            self._start_proxy()
 
-    def _proxy_step(self, mask: int) -> None:
-        assert self._sock is not None
+    def _start_proxy(self) -> None:
+        assert self._proxy is not None
+        self._stage = "proxy"
         try:
-            if self._proxy_out:
-                sent = self._sock.send(self._proxy_out)
-                self._proxy_out = self._proxy_out[sent:]
+            self._handshake = handshake_for(self._proxy, self._target, self._port)
+        except ProxyFailure as exc:
+            self._fail(exc, exc.error)
+            return
+        self._proxy_out = self._handshake.data_to_send()
+        self._proxy_step()
+
+    def _proxy_step(self) -> None:
+        sock = self._sock
+        handshake = self._handshake
+        assert sock is not None
+        assert handshake is not None
+        try:
+            while True:
                 if self._proxy_out:
-                    self._set_events(WRITE)
-                    return
-                self._set_events(READ)
-                return
-            chunk = self._sock.recv(4096)
+                    sent = sock.send(self._proxy_out)
+                    self._proxy_out = self._proxy_out[sent:]
+                    if self._proxy_out:
+                        self._set_events(WRITE)
+                        return
+                chunk = sock.recv(4096)
+                done = handshake.receive_data(chunk)
+                self._proxy_out = handshake.data_to_send()
+                if done:
+                    break
+        except ssl.SSLWantWriteError:
+            self._set_events(WRITE)
+            return
         except _WOULD_BLOCK:
+            self._set_events(READ)
+            return
+        except ProxyFailure as exc:
+            self._fail(exc, exc.error)
             return
         except OSError as exc:
             self._fail(exc, SocketError.ProxyConnectionClosedError)
             return
-        if not chunk:
-            self._fail(
-                ConnectionError("proxy closed the connection"),
-                SocketError.ProxyConnectionClosedError,
-            )
-            return
-        # Read byte-exactly up to the end of the reply: anything after belongs to the tunnel,
-        # and a CONNECT reply has no body. Replies are tiny, so re-scanning is cheap.
-        self._proxy_buf += chunk
-        end = self._proxy_buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self._proxy_buf) > 65536:
-                self._fail(ValueError("proxy reply too long"), SocketError.ProxyProtocolError)
-            return
-        status_line = self._proxy_buf.split(b"\r\n", 1)[0].decode("latin-1")
-        parts = status_line.split()
-        status = parts[1] if len(parts) > 1 else ""
-        if status == "407":
-            self._fail(ConnectionError(status_line), SocketError.ProxyAuthenticationRequiredError)
-        elif not status.startswith("2"):
-            self._fail(
-                ConnectionError(f"proxy refused: {status_line}"), SocketError.ProxyProtocolError
-            )
-        elif len(self._proxy_buf) > end + 4:
-            self._fail(
-                ValueError("proxy sent data before the tunnel was open"),
-                SocketError.ProxyProtocolError,
-            )
-        else:
-            self._start_tls()
+        self._handshake = None
+        if self._proxy is not None and self._proxy.tls and self._tls is not None:
+            # TLS to the server inside TLS to the proxy: the server's TLS runs on one end of a
+            # socket pair, the relay carries its bytes through the proxy's TLS.
+            self._loop.remove(sock)
+            self._events = 0
+            try:
+                inner, outer = socket.socketpair()
+            except OSError as exc:
+                self._fail(exc)
+                return
+            inner.setblocking(False)
+            self._relay = _TunnelRelay(self._loop, sock, outer)
+            self._sock = inner
+        self._start_tls()
 
-    def _start_tls(self) -> None:
+    def _start_tls(self, proxy: bool = False) -> None:
         assert self._sock is not None
-        if self._tls is None:
+        if proxy:
+            assert self._proxy is not None
+            context = self._proxy_tls or self._tls
+            if context is None:
+                from ._tls import make_context
+
+                context = make_context()
+            server_hostname = self._proxy.host
+        elif self._tls is None:
             self._open()
             return
+        else:
+            context, server_hostname = self._tls, self._host
         self._loop.remove(self._sock)
         self._events = 0
         try:
             # Checked on a socket-less TLS object first: wrap_socket() detaches the TCP socket
             # before it rejects a host name, and the descriptor would leak with its wrapper.
-            self._tls.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname=self._host)
-            self._sock = self._tls.wrap_socket(
-                self._sock, server_hostname=self._host, do_handshake_on_connect=False
+            context.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname=server_hostname)
+            self._sock = context.wrap_socket(
+                self._sock, server_hostname=server_hostname, do_handshake_on_connect=False
             )
         except (OSError, ValueError) as exc:
             self._fail(exc)
             return
-        self._stage = "tls"
+        self._stage = "proxy-tls" if proxy else "tls"
         self._tls_step()
 
     def _tls_step(self) -> None:
@@ -509,9 +597,14 @@ class Transport:
             error = SocketError.SslHandshakeFailedError
             if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError):
                 error = socket_error_for(exc)
+                if self._stage == "proxy-tls":
+                    error = SocketError.ProxyConnectionClosedError
             self._fail(exc, error)
             return
-        self._open()
+        if self._stage == "proxy-tls":
+            self._start_proxy()
+        else:
+            self._open()
 
     def _open(self) -> None:
         self._stage = "open"
@@ -655,8 +748,9 @@ class Transport:
 
     def _fail(self, exc: BaseException, error: Optional[SocketError] = None) -> None:
         if not isinstance(exc, ConnectionFailed):
+            via = f" through proxy {self._proxy.display}" if self._proxy is not None else ""
             wrapped = ConnectionFailed(
-                f"cannot connect to {self._host}:{self._port}: {exc}",
+                f"cannot connect to {self._host}:{self._port}{via}: {exc}",
                 error if error is not None else socket_error_for(exc),
             )
             wrapped.__cause__ = exc
@@ -668,6 +762,9 @@ class Transport:
             return
         was_open = self._stage == "open"
         self._stage = "closed"
+        self._cancel_attempts()
+        if self._relay is not None:
+            self._relay.close()
         if self._sock is not None:
             if self._events:
                 self._loop.remove(self._sock)
@@ -700,9 +797,20 @@ def _tls_pending(sock: socket.socket) -> bool:
 
 
 def _set_keepalive(sock: socket.socket) -> None:
-    """TCP keep-alive probes: first after 30 s idle, then every 10 s, dead after 3 misses."""
+    """TCP keep-alive probes: first after 30 s idle, then every 10 s, dead after 3 misses.
+
+    Probes go only while nothing is unacknowledged; data sent into a dead link would be
+    retransmitted for ~15 minutes. ``TCP_USER_TIMEOUT`` bounds that the same way: 60 s without
+    an acknowledgement ends the connection (and a keepalive ``Socket`` reconnects).
+    """
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+    options = (
+        ("TCP_KEEPIDLE", 30),
+        ("TCP_KEEPINTVL", 10),
+        ("TCP_KEEPCNT", 3),
+        ("TCP_USER_TIMEOUT", 60_000),
+    )
+    for name, value in options:
         option = getattr(socket, name, None)
         if option is not None:
             sock.setsockopt(socket.IPPROTO_TCP, option, value)
@@ -712,3 +820,114 @@ def _strerror(err: int) -> str:
     import os
 
     return os.strerror(err)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _interleave(infos: list[Any]) -> list[Any]:
+    """Alternate address families, starting with the resolver's first choice (RFC 8305 §4)."""
+    if not infos:
+        return infos
+    first = [i for i in infos if i[0] == infos[0][0]]
+    other = [i for i in infos if i[0] != infos[0][0]]
+    out: list[Any] = []
+    for pair in zip(first, other):
+        out.extend(pair)
+    n = min(len(first), len(other))
+    return out + first[n:] + other[n:]
+
+
+class _TunnelRelay:
+    """Carries bytes between the TLS connection to an ``https://`` proxy and one end of a socket
+    pair whose other end holds the TLS to the server (TLS inside TLS), on the loop.
+
+    Either side ending ends both: the transport sees its socket close as the tunnel's end.
+    """
+
+    _LIMIT = 256 * 1024  # bytes held for one direction before that side stops being read
+
+    def __init__(self, loop: Loop, outer: socket.socket, inner: socket.socket) -> None:
+        self._loop = loop
+        self._outer = outer
+        self._inner = inner
+        inner.setblocking(False)
+        self._to_inner = bytearray()
+        self._to_outer = bytearray()
+        self._events = {outer: 0, inner: 0}
+        self._closed = False
+        self._update()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for sock in (self._outer, self._inner):
+            if self._events[sock]:
+                self._loop.remove(sock)
+            sock.close()
+
+    def _update(self) -> None:
+        if self._closed:
+            return
+        wanted = {
+            self._outer: (READ if len(self._to_inner) < self._LIMIT else 0)
+            | (WRITE if self._to_outer else 0),
+            self._inner: (READ if len(self._to_outer) < self._LIMIT else 0)
+            | (WRITE if self._to_inner else 0),
+        }
+        for sock, events in wanted.items():
+            before = self._events[sock]
+            if events == before:
+                continue
+            callback = self._on_outer if sock is self._outer else self._on_inner
+            if not before:
+                self._loop.add(sock, events, callback)
+            elif not events:
+                self._loop.remove(sock)
+            else:
+                self._loop.modify(sock, events, callback)
+            self._events[sock] = events
+
+    def _on_outer(self, mask: int) -> None:
+        self._pump(self._outer, self._to_inner, self._to_outer, mask)
+
+    def _on_inner(self, mask: int) -> None:
+        self._pump(self._inner, self._to_outer, self._to_inner, mask)
+
+    def _pump(
+        self, sock: socket.socket, incoming: bytearray, outgoing: bytearray, mask: int
+    ) -> None:
+        try:
+            if mask & WRITE and outgoing:
+                del outgoing[: sock.send(outgoing)]
+            if mask & READ:
+                while len(incoming) < self._LIMIT:
+                    data = sock.recv(_RECV_SIZE)
+                    if not data:
+                        self.close()
+                        return
+                    incoming += data
+                    if not _tls_pending(sock):
+                        break
+        except _WOULD_BLOCK:
+            pass
+        except OSError:
+            self.close()
+            return
+        # Hand what arrived to the other side at once.
+        other = self._inner if sock is self._outer else self._outer
+        try:
+            if incoming:
+                del incoming[: other.send(incoming)]
+        except _WOULD_BLOCK:
+            pass
+        except OSError:
+            self.close()
+            return
+        self._update()

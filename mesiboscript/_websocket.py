@@ -15,21 +15,35 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any, Callable, ClassVar, Optional, Union
 
 from . import _lifetime
 from ._constants import ReadyState
-from ._events import CloseData, ErrorEvent, Event
+from ._events import (
+    ONCLOSE_DOC,
+    ONERROR_DOC,
+    ONMESSAGE_DOC,
+    ONOPEN_DOC,
+    CloseData,
+    CloseHandler,
+    ErrorEvent,
+    ErrorHandler,
+    Event,
+    MessageHandler,
+    OpenHandler,
+)
 from ._eventtarget import DOMEventTarget, EventHandler
 from ._exceptions import ConnectionClosed, InvalidStateError, socket_error_for
 from ._inbox import Inbox, not_on_loop
 from ._links import LinkEnd
 from ._loop import Loop, get_loop
+from ._proxy import check_proxy_option
 from ._tls import make_context
-from ._transport import parse_proxy
 from ._validation import ParsedURL, check_close, check_header, parse_protocols, parse_url
 from ._wslink import DEFAULT_MAX_SIZE, WebSocketLink
+from .sansio.deflate import DeflateOptions
 from .sansio.frames import BINARY, TEXT
 
 __all__ = ["DEFAULT_MAX_SIZE", "WebSocket"]
@@ -41,7 +55,6 @@ _HIGH_WATER_COUNT = 4096
 # read() reading the socket itself waits this long at most per look (and then looks again at
 # the connection's state: a socket closed meanwhile does not end a wait for it).
 _READ_SLICE = 0.1
-Handler = Optional[Callable[..., Any]]
 SendData = Union[str, bytes, bytearray, memoryview, dict, list]  # type: ignore[type-arg]
 
 
@@ -64,6 +77,21 @@ def _encode(data: object) -> tuple[int, bytes]:
 class WebSocket(DOMEventTarget):
     """A WebSocket client with the browser's (WHATWG) semantics.
 
+    Handlers (attributes or constructor keywords; they run on the library's I/O thread, and one
+    that raises is logged on the ``mesiboscript`` logger, never turned into ``onerror``):
+
+    - ``onopen()``: the connection is open.
+    - ``onmessage(event)``: a :class:`MessageData`; ``event.data`` is ``str`` for a text message,
+      ``bytes`` for a binary one.
+    - ``onerror(error)``: the connection failed; ``error`` is a :class:`SocketError` member
+      (``error.name``, ``error.message``); ``onclose`` follows.
+    - ``onclose(event)``: a :class:`CloseData` (``code``, ``reason``, ``wasClean``), once.
+
+    ``addEventListener(type, listener)`` adds listeners that get event objects, as in a browser.
+    Assigning an unknown handler (``ws.onOpen = f``) raises ``AttributeError``. If the connection
+    fails while no ``onerror``/``onclose`` handler or listener is set, one WARNING on the
+    ``mesiboscript`` logger names the URL and the cause.
+
     Args:
         url: ``ws://`` or ``wss://`` URL (``http``/``https`` map to them), or another
             ``WebSocket`` to open a new connection with the same URL, protocols and options.
@@ -77,8 +105,20 @@ class WebSocket(DOMEventTarget):
         ping_interval: send a ping this often (seconds); ``None`` sends none, as browsers do.
         ping_timeout: fail the connection (1006) when nothing arrives this long after a ping.
         close_timeout: seconds to wait for the peer during the closing handshake.
-        max_size: largest message accepted; a bigger one closes the connection with 1009.
-        proxy: ``http://[user:pass@]host:port`` of an HTTP CONNECT proxy.
+        max_size: largest message accepted (also after decompression); a bigger one closes the
+            connection with 1009.
+        compression: ``"deflate"`` (the default) offers permessage-deflate as Chromium does;
+            ``None`` offers nothing.
+        compression_options: the memory and CPU compression spends, as a dict with any of
+            ``client_max_window_bits`` (8..15, default 15), ``server_max_window_bits`` (8..15,
+            asked of the server; default: not asked), ``mem_level`` (1..9, default 8) and
+            ``level`` (-1..9, default -1: zlib's 6). docs/compression.md gives the cost of each.
+        proxy: ``None`` (default): from the environment as curl reads it (``ws_proxy``, else
+            ``http_proxy``, else ``all_proxy`` for ws://; ``wss_proxy``, ``https_proxy``,
+            ``all_proxy`` for wss://; ``no_proxy`` honoured); ``False``: none; or a URL
+            ``http://``, ``https://``, ``socks4://``, ``socks4a://``, ``socks5://``,
+            ``socks5h://`` with optional ``user:pass@``. TLS to an ``https://`` proxy trusts
+            what ``cafile``/``ssl_context`` trust.
         onopen, onmessage, onerror, onclose: handlers installed before the connection starts.
             Handlers assigned after the constructor never miss an event either, but in a
             thread-based program the connection may already be open (or failed) by then, so
@@ -94,10 +134,10 @@ class WebSocket(DOMEventTarget):
     CLOSING = ReadyState.CLOSING
     CLOSED = ReadyState.CLOSED
 
-    onopen = EventHandler()
-    onmessage = EventHandler()
-    onerror = EventHandler()
-    onclose = EventHandler()
+    onopen: EventHandler[OpenHandler] = EventHandler(doc=ONOPEN_DOC)
+    onmessage: EventHandler[MessageHandler] = EventHandler(doc=ONMESSAGE_DOC)
+    onerror: EventHandler[ErrorHandler] = EventHandler(doc=ONERROR_DOC)
+    onclose: EventHandler[CloseHandler] = EventHandler(doc=ONCLOSE_DOC)
 
     # What readyState says inside a handler on the I/O thread, whenever the event is delivered.
     _STATE_AT_EVENT: ClassVar[dict[str, Any]] = {
@@ -111,7 +151,7 @@ class WebSocket(DOMEventTarget):
     _headers: dict[str, str]
     _origin: Optional[str]
     _ssl_context: Optional[ssl.SSLContext]
-    _proxy: Optional[str]
+    _proxy: Union[bool, str, None]
 
     def __init__(
         self,
@@ -127,11 +167,13 @@ class WebSocket(DOMEventTarget):
         ping_timeout: Optional[float] = 20.0,
         close_timeout: float = 5.0,
         max_size: int = DEFAULT_MAX_SIZE,
-        proxy: Optional[str] = None,
-        onopen: Handler = None,
-        onmessage: Handler = None,
-        onerror: Handler = None,
-        onclose: Handler = None,
+        proxy: Union[bool, str, None] = None,
+        compression: Optional[str] = "deflate",
+        compression_options: Optional[Mapping[str, Any]] = None,
+        onopen: Optional[OpenHandler] = None,
+        onmessage: Optional[MessageHandler] = None,
+        onerror: Optional[ErrorHandler] = None,
+        onclose: Optional[CloseHandler] = None,
     ) -> None:
         if isinstance(url, WebSocket):
             other: WebSocket = url
@@ -139,7 +181,7 @@ class WebSocket(DOMEventTarget):
             protocols = other._protocols if protocols is None else protocols
             headers, origin = headers or other._headers, origin or other._origin
             ssl_context = ssl_context or other._ssl_context
-            proxy = proxy or other._proxy
+            proxy = other._proxy if proxy is None else proxy
         self._parsed: ParsedURL = parse_url(url)
         self._protocols = parse_protocols(protocols)
         self._headers = dict(headers or {})
@@ -159,13 +201,15 @@ class WebSocket(DOMEventTarget):
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
         if not isinstance(max_size, int) or max_size <= 0:
             raise ValueError(f"max_size must be a positive int, not {max_size!r}")
-        if proxy is not None:
-            parse_proxy(proxy)
+        check_proxy_option(proxy)
+        deflate = DeflateOptions.from_options(compression, compression_options)
         self._origin = origin
         self._ssl_context = ssl_context
         self._proxy = proxy
         self._id = uuid.uuid4().hex
         tls = make_context(ssl_context, cafile) if self._parsed.secure else None
+        # TLS to an https:// proxy trusts what the server's TLS trusts (a private CA too).
+        proxy_tls = tls or (make_context(ssl_context, cafile) if ssl_context or cafile else None)
 
         # Shared with user threads, under _lock.
         # Reentrant: a handler's sys.exit() reaches the main thread as an exception that can
@@ -173,6 +217,9 @@ class WebSocket(DOMEventTarget):
         # the exit hook (same thread) must still get it to close with 1001.
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
+        # Set once the close event has been dispatched: upgrade() reports a failure after its
+        # error and close handlers ran, so what they print comes before what the caller prints.
+        self._close_dispatched = False
         # Messages for read() or a late onmessage; past the high water, the socket is not read.
         self._inbox = Inbox(self._cond, _HIGH_WATER_BYTES, _HIGH_WATER_COUNT)
         self._futures: set[Future[None]] = set()
@@ -201,11 +248,13 @@ class WebSocket(DOMEventTarget):
             origin=origin,
             tls=tls,
             proxy=proxy,
+            proxy_tls=proxy_tls,
             connect_timeout=connect_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
             max_size=max_size,
+            compression=deflate,
             lock=self._lock,
             cond=self._cond,
         )
@@ -235,7 +284,7 @@ class WebSocket(DOMEventTarget):
 
     @property
     def extensions(self) -> str:
-        """The extensions the server accepted (always ``""``: none are offered)."""
+        """The server's ``Sec-WebSocket-Extensions`` value as sent (``""``: none agreed)."""
         return self._link.core.extensions
 
     @property
@@ -275,8 +324,11 @@ class WebSocket(DOMEventTarget):
 
     # -- sending ---------------------------------------------------------------------------
 
-    def send(self, data: SendData) -> None:
+    def send(self, data: SendData, compress: bool = True) -> None:
         """Queue a message: ``str`` (and ``dict``/``list`` as JSON) as text, bytes-like as binary.
+
+        With permessage-deflate agreed the message is compressed; ``compress=False`` sends this
+        one as it is (data that is compressed already: images, archives).
 
         Raises:
             InvalidStateError: while CONNECTING. Once closing has begun, nothing is sent and
@@ -286,13 +338,15 @@ class WebSocket(DOMEventTarget):
         if self._link.state is ReadyState.CONNECTING:
             raise InvalidStateError("send() called while the WebSocket is still CONNECTING")
         opcode, payload = _encode(data)
-        self._queue(opcode, payload, None)
+        self._queue(opcode, payload, None, compress)
 
-    def _queue(self, opcode: int, payload: bytes, future: Optional[Future[None]]) -> bool:
+    def _queue(
+        self, opcode: int, payload: bytes, future: Optional[Future[None]], compress: bool = True
+    ) -> bool:
         if future is not None:
             with self._lock:
                 self._futures.add(future)
-        return self._link.send_threadsafe(opcode, payload, future)
+        return self._link.send_threadsafe(opcode, payload, future, compress)
 
     def _written(self, future: Any) -> None:
         """The message sent with this Future is wholly in the kernel."""
@@ -357,13 +411,25 @@ class WebSocket(DOMEventTarget):
         not_on_loop(self._loop, "upgrade", "onopen")
         link = self._link
         with self._cond:
-            self._cond.wait_for(lambda: link.state is not ReadyState.CONNECTING, timeout)
+            self._cond.wait_for(
+                lambda: (
+                    link.state is not ReadyState.CONNECTING
+                    and (link.core.opened or self._close_dispatched)
+                ),
+                timeout,
+            )
             state = link.state
             opened = link.core.opened
             waiting = len(self._inbox)
         if state is ReadyState.CONNECTING:
             self.close()
             return False
+        if not opened:
+            # A handler set after the failure gets its event late, from the I/O thread: let
+            # that delivery (queued before this) run too before reporting.
+            delivered = threading.Event()
+            self._loop.call_soon_threadsafe(delivered.set)
+            delivered.wait(timeout)
         return opened and (state is not ReadyState.CLOSED or waiting > 0)
 
     def read(self, timeout: Optional[float] = None) -> Union[str, bytes, bool, None]:
@@ -447,8 +513,18 @@ class WebSocket(DOMEventTarget):
                 )
         if end.failure is not None:
             error = socket_error_for(end.failure)
+            self._warn_if_unheard(
+                ("error", "close"),
+                "WebSocket connection to %s failed: %s (%s); no onerror or onclose handler is set",
+                self._parsed.display,
+                end.failure,
+                error.name,
+            )
             self._emit("error", (error,), (ErrorEvent(error, end.failure, target=self),))
         self._emit("close", (CloseData(end.code, end.reason, end.was_clean, target=self),))
+        with self._cond:
+            self._close_dispatched = True
+            self._cond.notify_all()
         _lifetime.release(self)
 
 

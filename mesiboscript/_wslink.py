@@ -22,9 +22,11 @@ from ._constants import ReadyState, SocketError
 from ._exceptions import ConnectionFailed
 from ._links import LinkEnd, LinkListener
 from ._loop import Loop, TimerHandle
+from ._proxy import ProxyOption
 from ._transport import Buffer, Transport, TransportListener
 from ._validation import ParsedURL
 from .sansio.connection import ClientConnection
+from .sansio.deflate import DeflateOptions
 from .sansio.events import Message, Opened
 from .sansio.frames import BINARY, TEXT, Frame, build_frame
 
@@ -57,12 +59,14 @@ class WebSocketLink(TransportListener):
         headers: tuple[tuple[str, str], ...] = (),
         origin: Optional[str] = None,
         tls: Any = None,
-        proxy: Optional[str] = None,
+        proxy: ProxyOption = False,
+        proxy_tls: Any = None,
         connect_timeout: Optional[float] = 30.0,
         ping_interval: Optional[float] = None,
         ping_timeout: Optional[float] = 20.0,
         close_timeout: float = 5.0,
         max_size: int = DEFAULT_MAX_SIZE,
+        compression: Optional[DeflateOptions] = None,
         lock: Optional[Any] = None,
         cond: Optional[threading.Condition] = None,
     ) -> None:
@@ -85,6 +89,7 @@ class WebSocketLink(TransportListener):
             origin=origin,
             headers=headers,
             max_size=max_size,
+            compression=compression,
         )
         self._loop = loop
         self._listener = listener
@@ -94,6 +99,7 @@ class WebSocketLink(TransportListener):
         self._display_url = display_url
         self._tls = tls
         self._proxy = proxy
+        self._proxy_tls = proxy_tls
         self._connect_timeout = connect_timeout
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
@@ -129,10 +135,14 @@ class WebSocketLink(TransportListener):
         """Bytes of messages accepted for sending and not yet handed to the kernel."""
         return self._accepted - self._written
 
-    def send_threadsafe(self, opcode: int, payload: Buffer, token: object = None) -> bool:
+    def send_threadsafe(
+        self, opcode: int, payload: Buffer, token: object = None, compress: bool = True
+    ) -> bool:
         """Send a message from any thread; False when the core refused it (not OPEN, or our
         close frame is out). :attr:`buffered` counts what is not in the kernel yet (the
-        standard's ``bufferedAmount`` grows even once closing has begun).
+        standard's ``bufferedAmount`` grows even once closing has begun). With
+        permessage-deflate agreed the core compresses it under the lock (the compressor's
+        context follows the wire's order), unless ``compress`` is false.
 
         Right after a message came in (the request/response pattern: ``read()`` or a handler
         answering), and with nothing queued, the frame goes to the kernel at once from this
@@ -142,6 +152,16 @@ class WebSocketLink(TransportListener):
         queued meanwhile (one system call for a batch: a stream of sends costs one wake-up per
         batch, not a system call per message)."""
         size = len(payload)
+        if compress and self.core.deflate is not None:
+            with self._lock:
+                self._accepted += size
+                if not self.core.send_message(opcode, payload, (token, size)):
+                    return False
+                if self._pump_scheduled:
+                    return True
+                self._pump_scheduled = True
+            self._loop.call_soon_threadsafe(self._pump)
+            return True
         frame: Optional[Frame] = build_frame(opcode, payload)  # masked before the lock
         with self._lock:
             if (
@@ -233,7 +253,13 @@ class WebSocketLink(TransportListener):
             self._pump()
             return
         self._transport = Transport(
-            self._loop, self, self._host, self._port, tls=self._tls, proxy=self._proxy
+            self._loop,
+            self,
+            self._host,
+            self._port,
+            tls=self._tls,
+            proxy=self._proxy,
+            proxy_tls=self._proxy_tls,
         )
         if self._connect_timeout is not None:
             self._timer = self._loop.call_later(self._connect_timeout, self._on_connect_timeout)
@@ -456,7 +482,9 @@ class WebSocketLink(TransportListener):
         self._core_fail(
             ConnectionFailed(
                 f"timed out after {self._connect_timeout} s opening {self._display_url}",
-                SocketError.SocketTimeoutError,
+                self._transport.timeout_error
+                if self._transport is not None
+                else SocketError.SocketTimeoutError,
             )
         )
 

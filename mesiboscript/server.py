@@ -36,12 +36,13 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Callable, ClassVar, Optional, TypeVar, Union
 
 try:
     from websockets.asyncio.server import Server, ServerConnection, serve
-    from websockets.exceptions import ConnectionClosed
+    from websockets.exceptions import ConnectionClosed as _WSConnectionClosed
 except ImportError as _exc:  # websockets missing, or older than 13 (no asyncio server)
     raise ImportError(
         "mesiboscript.server needs the 'websockets' package (version 13 or later): "
@@ -50,11 +51,23 @@ except ImportError as _exc:  # websockets missing, or older than 13 (no asyncio 
 
 from . import _lifetime
 from ._constants import ReadyState, SocketError
-from ._events import CloseData, ErrorEvent
-from ._eventtarget import DOMEventTarget, EventHandler, EventTarget, Signal, StrictHandlers
+from ._events import (
+    ONCLOSE_DOC,
+    ONERROR_DOC,
+    ONMESSAGE_DOC,
+    CloseData,
+    CloseHandler,
+    ErrorEvent,
+    ErrorHandler,
+    MessageHandler,
+    OpenHandler,
+)
+from ._eventtarget import DOMEventTarget, EventHandler, EventTarget, Signal
+from ._exceptions import ConnectionClosed, InvalidStateError
 from ._inbox import Inbox
 from ._loop import get_loop, in_io_thread
 from ._validation import check_close
+from .sansio.deflate import DeflateOptions
 
 __all__ = ["ServerWebSocket", "Signal", "WebSocketServer"]
 
@@ -141,7 +154,7 @@ class _BackgroundLoop:
 
 
 @_lifetime.session_type
-class ServerWebSocket(StrictHandlers, DOMEventTarget):
+class ServerWebSocket(DOMEventTarget):
     """One accepted connection, with the client ``WebSocket``'s script API.
 
     Created by :class:`WebSocketServer`; scripts get it in ``onNewConnection``. It is OPEN from the
@@ -157,13 +170,15 @@ class ServerWebSocket(StrictHandlers, DOMEventTarget):
     CLOSED = ReadyState.CLOSED
 
     #: Accepted for symmetry with the client; never called (the connection is already open).
-    onopen = EventHandler()
+    onopen: EventHandler[OpenHandler] = EventHandler(
+        doc="Accepted for symmetry with the client; never called (the connection is open)."
+    )
     #: ``onmessage(MessageData)``: ``.data`` is ``str`` for text, ``bytes`` for binary.
-    onmessage = EventHandler()
+    onmessage: EventHandler[MessageHandler] = EventHandler(doc=ONMESSAGE_DOC)
     #: ``onerror(SocketError)``: fired before ``onclose`` when the connection is lost.
-    onerror = EventHandler()
+    onerror: EventHandler[ErrorHandler] = EventHandler(doc=ONERROR_DOC)
     #: ``onclose(CloseData)``: ``.code``, ``.reason``, ``.wasClean``.
-    onclose = EventHandler()
+    onclose: EventHandler[CloseHandler] = EventHandler(doc=ONCLOSE_DOC)
 
     _STATE_AT_EVENT: ClassVar[dict[str, Any]] = {
         "message": ReadyState.OPEN,
@@ -206,11 +221,12 @@ class ServerWebSocket(StrictHandlers, DOMEventTarget):
     @contextlib.contextmanager
     def _as_of_event(self, state: ReadyState) -> Iterator[None]:
         """Handlers run meanwhile (on the I/O thread) see ``readyState`` as ``state``."""
-        saved, self._event_state = self._event_state, state
+        at_event = self._at_event
+        saved, at_event[0] = at_event[0], state
         try:
             yield
         finally:
-            self._event_state = saved
+            at_event[0] = saved
 
     @property
     def readyState(self) -> ReadyState:
@@ -295,18 +311,32 @@ class ServerWebSocket(StrictHandlers, DOMEventTarget):
         self._submit(("close", (code, reason), 0))
 
     def _submit(self, item: tuple[str, Any, int]) -> None:
-        if self._loop.in_loop_thread():
-            # Inside a handler: hand over after it returns, as the client WebSocket writes after
-            # the handler (bufferedAmount read there counts the send), in one batch per turn.
-            self._handover.append(item)
-            if len(self._handover) == 1:
-                self._loop.call_soon(self._hand_over)
-        else:
-            self._bg.call_soon(self._enqueue, [item])
+        # One order for everything sent: what a handler sends waits in _handover until it returns
+        # (as the client WebSocket writes after the handler; bufferedAmount read there counts
+        # it); what another thread sends meanwhile queues behind it there, so a close() or send()
+        # from elsewhere never overtakes it. Both hand-offs to the server's thread happen under
+        # the lock, so they reach it in this order.
+        with self._lock:
+            if self._loop.in_loop_thread():
+                self._handover.append(item)
+                if len(self._handover) == 1:
+                    self._loop.call_soon(self._hand_over)
+            elif self._handover:
+                self._handover.append(item)
+            elif not self._bg.call_soon(self._enqueue, [item]):
+                self._dropped([item])
 
     def _hand_over(self) -> None:
-        items, self._handover = self._handover, []
-        self._bg.call_soon(self._enqueue, items)
+        with self._lock:
+            items, self._handover = self._handover, []
+            if not self._bg.call_soon(self._enqueue, items):
+                self._dropped(items)
+
+    def _dropped(self, items: list[tuple[str, Any, int]]) -> None:
+        """The server's thread has stopped: these will never be written."""
+        for kind, payload, _ in items:
+            if kind == "text" and not payload[1].done():
+                payload[1].set_exception(ConnectionClosed("the server has stopped"))
 
     def _enqueue(self, items: list[tuple[str, Any, int]]) -> None:
         self._outbox.extend(items)
@@ -314,26 +344,86 @@ class ServerWebSocket(StrictHandlers, DOMEventTarget):
             self._writer = asyncio.ensure_future(self._write_all())
 
     async def _write_all(self) -> None:
+        future: Optional[Future[None]] = None  # the sendText being written, if any
         try:
             while self._outbox:
                 kind, payload, size = self._outbox.popleft()
-                if kind == "send":
-                    with self._lock:
-                        self._buffered -= size
-                    await self._conn.send(payload)
-                else:
+                future = None
+                if kind == "close":
                     code, reason = payload
                     # websockets sends an empty close frame for code None (no status);
                     # its annotation (which varies by version) says int only.
                     close: Any = self._conn.close
                     await close(code, reason)
-        except ConnectionClosed:
-            self._outbox.clear()  # the standard drops what could not be sent
+                    continue
+                if kind == "text":
+                    payload, future = payload
+                with self._lock:
+                    self._buffered -= size
+                await self._conn.send(payload)
+                if future is not None and not future.done():
+                    future.set_result(None)
+        except _WSConnectionClosed:
+            self._fail_outbox(future)  # the standard drops what could not be sent
         except Exception:
             logger.exception("sending on %r failed", self)
+            self._fail_outbox(future)
             self._conn.transport.abort()
         finally:
             self._writer = None
+
+    def _fail_outbox(self, current: Optional[Future[None]]) -> None:
+        """The connection is gone: drop what was not sent and fail the ``sendText`` Futures."""
+        futures = [current] if current is not None else []
+        futures += [payload[1] for kind, payload, _ in self._outbox if kind == "text"]
+        self._outbox.clear()
+        code, reason = self._conn.close_code or 1006, self._conn.close_reason or ""
+        for future in futures:
+            if not future.done():
+                future.set_exception(ConnectionClosed("the connection closed", code, reason))
+
+    # -- Dirigible sessions -----------------------------------------------------------------
+
+    def sendTextAsync(self, text: str) -> Future[None]:
+        """Queue a text message; the Future completes once it is written to the socket, or fails
+        with the reason (``InvalidStateError`` if not open, ``ConnectionClosed`` if it drops),
+        as on the client ``WebSocket``."""
+        if not isinstance(text, str):
+            raise TypeError(f"sendTextAsync() takes a str, not {type(text).__name__}")
+        future: Future[None] = Future()
+        future.set_running_or_notify_cancel()
+        state = self.readyState
+        if state is not ReadyState.OPEN:
+            future.set_exception(InvalidStateError(f"the session is {state.name}"))
+            return future
+        payload = _usv(text)
+        size = len(payload.encode("utf-8"))
+        with self._lock:
+            self._buffered += size
+        self._submit(("text", (payload, future), size))
+        return future
+
+    def sendText(self, text: str) -> None:
+        """Send a text message and return once it is written to the socket (Dirigible's
+        ``session.sendText``).
+
+        Inside a handler it queues the message and returns: the writing happens after the
+        handler, in order with everything else it sends (waiting there would hold every
+        connection's handlers).
+
+        Raises:
+            InvalidStateError: if the session is not open.
+            ConnectionClosed: if the connection drops before the frame is written.
+        """
+        state = self.readyState
+        if state is not ReadyState.OPEN:
+            raise InvalidStateError(f"sendText() on a session that is {state.name}")
+        future = self.sendTextAsync(text)
+        if self._loop.in_loop_thread():
+            if future.done():
+                future.result()
+            return
+        future.result()
 
     # -- the connection's life (on the server's thread) ------------------------------------
 
@@ -355,7 +445,7 @@ class ServerWebSocket(StrictHandlers, DOMEventTarget):
             while True:
                 try:
                     data = await conn.recv()
-                except ConnectionClosed:
+                except _WSConnectionClosed:
                     break
                 paused = self._inbox.put(data)
                 self._loop.call_soon_threadsafe(self._deliver_pending)
@@ -383,6 +473,7 @@ class ServerWebSocket(StrictHandlers, DOMEventTarget):
         self._bg.call_soon(self._resumed.set)
 
     def _finish(self) -> None:
+        _lifetime.closed_session(self)
         protocol = self._conn.protocol
         received, sent = protocol.close_rcvd, protocol.close_sent
         if received is not None and sent is not None:
@@ -415,7 +506,28 @@ def _usv(text: str) -> str:
     return text
 
 
-class WebSocketServer(StrictHandlers, EventTarget):
+def _compression_args(
+    compression: Optional[str], options: Optional[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """websockets' ``serve()`` keywords for the public ``compression``/``compression_options``
+    (checked as the client checks them: the same names and ranges)."""
+    deflate = DeflateOptions.from_options(compression, options)
+    if deflate is None:
+        return {"compression": None}
+    if not options:
+        return {"compression": "deflate"}
+    from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+
+    given = dict(options)
+    factory = ServerPerMessageDeflateFactory(
+        server_max_window_bits=given.get("server_max_window_bits"),
+        client_max_window_bits=given.get("client_max_window_bits"),
+        compress_settings={"memLevel": deflate.mem_level, "level": deflate.level},
+    )
+    return {"compression": None, "extensions": [factory]}
+
+
+class WebSocketServer(EventTarget):
     """A WebSocket server, as High Fidelity scripts create it.
 
     ``WebSocketServer(port=0, host="127.0.0.1")`` listens at once (port 0 picks a free port; an
@@ -432,11 +544,19 @@ class WebSocketServer(StrictHandlers, EventTarget):
         ping_interval: Seconds between keep-alive pings (``None``: no pings).
         ping_timeout: Seconds to wait for a pong before closing with 1011 (``None``: forever).
         close_timeout: Seconds to wait for a client to answer a close frame.
+        compression: ``"deflate"`` (the default) accepts permessage-deflate when a client offers
+            it (websockets' defaults: a 12-bit window and memLevel 5 for what the server sends,
+            about 64 KiB per connection once it compresses); ``None`` never does.
+        compression_options: a dict with any of ``server_max_window_bits`` (the server's own
+            window), ``client_max_window_bits`` (asked of clients that allow it), ``mem_level``
+            and ``level``, as for :class:`~mesiboscript.WebSocket`.
         onNewConnection: Handler for each accepted connection (also settable as an attribute).
     """
 
     #: ``onNewConnection(ws)``: a client connected (ws is a :class:`ServerWebSocket`).
-    onNewConnection = EventHandler("newConnection")
+    onNewConnection: EventHandler[Callable[[ServerWebSocket], object]] = EventHandler(
+        "newConnection", doc="onNewConnection(ws): a client connected (a ServerWebSocket)."
+    )
 
     def __init__(
         self,
@@ -450,7 +570,9 @@ class WebSocketServer(StrictHandlers, EventTarget):
         ping_interval: Optional[float] = 20.0,
         ping_timeout: Optional[float] = 20.0,
         close_timeout: float = 10.0,
-        onNewConnection: Optional[Handler] = None,
+        compression: Optional[str] = "deflate",
+        compression_options: Optional[Mapping[str, Any]] = None,
+        onNewConnection: Optional[Callable[[ServerWebSocket], object]] = None,
     ) -> None:
         if isinstance(port, Mapping):
             options = dict(port)
@@ -465,6 +587,7 @@ class WebSocketServer(StrictHandlers, EventTarget):
             raise ValueError(f"port must be an int in 0-65535, not {port!r}")
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise TypeError("ssl_context must be an ssl.SSLContext")
+        compression_args = _compression_args(compression, compression_options)
         self._lock = threading.Lock()
         self._loop = get_loop()
         self._init_events(self._loop, self._lock)
@@ -490,6 +613,7 @@ class WebSocketServer(StrictHandlers, EventTarget):
                     ping_interval=ping_interval,
                     ping_timeout=ping_timeout,
                     close_timeout=close_timeout,
+                    **compression_args,
                 ),
                 timeout=30.0,
             )
@@ -543,6 +667,16 @@ class WebSocketServer(StrictHandlers, EventTarget):
         with self._lock:
             return list(self._clients)
 
+    def getOpenSessions(self) -> list[ServerWebSocket]:
+        """This server's OPEN connections, oldest first (the module's ``getOpenSessions()``
+        lists every session of the process, client side included)."""
+        mine = self.clients
+        return [
+            session
+            for session in _lifetime.getOpenSessions()
+            if session in mine and session.readyState is ReadyState.OPEN
+        ]
+
     # -- connections -----------------------------------------------------------------------
 
     async def _handle(self, conn: ServerConnection) -> None:
@@ -553,6 +687,8 @@ class WebSocketServer(StrictHandlers, EventTarget):
             self._clients.add(ws)
         if closing:
             ws._start_close(*SERVER_CLOSING)
+        else:
+            _lifetime.open_session(ws)  # Dirigible's getOpenSessions() lists it
         # On the I/O thread, before anything of this connection: its handlers are set in time.
         self._loop.call_soon_threadsafe(self._new_connection, ws)
         await ws._serve()
@@ -562,7 +698,8 @@ class WebSocketServer(StrictHandlers, EventTarget):
         the event, even if the client has already started closing it (as readyState inside
         any other handler is the state as of its event)."""
         with ws._as_of_event(ReadyState.OPEN):
-            self._dispatch_event("newConnection", (ws,))
+            # getSession() in these handlers is the new connection (the session they are about).
+            self._dispatch_event("newConnection", (ws,), session=ws)
 
     def _forget(self, ws: ServerWebSocket) -> None:
         with self._lock:

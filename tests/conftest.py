@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import ssl
@@ -27,6 +28,13 @@ pytest_plugins = [] if _PLUGIN in sys.modules else [_PLUGIN]
 # SIGINT would wait out their timeout. A handler (unlike an ignore) is reset to the default by exec.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# Connections read their proxy from the environment as curl does (loopback included): a proxy
+# set on the machine running the tests would carry every test's connection. The proxy tests set
+# these variables themselves.
+for _name in ("ws", "wss", "http", "https", "all", "no"):
+    for _key in (f"{_name}_proxy", f"{_name}_proxy".upper()):
+        os.environ.pop(_key, None)
 
 
 @pytest.fixture(scope="session")

@@ -354,3 +354,90 @@ class Terminal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Tmux:
+    """A shell command run in a tmux pane: a real terminal emulator, read as a person sees it.
+
+    ``screen()`` is what the pane shows now (``colours=True``: with its colour codes);
+    ``wait_for`` polls it until a condition holds or TIMEOUT passes (the pane announces nothing:
+    polling what is shown is the only wait there is). ``keys`` sends tmux key names (``Left``,
+    ``C-d``, ``Enter``); ``type`` sends text literally. The pane stays after its command exits, so
+    the last screen can still be read. Each helper has a tmux server of its own.
+    """
+
+    def __init__(
+        self, command: str, cwd: Union[str, Path, None] = None, size: tuple[int, int] = (100, 30)
+    ) -> None:
+        import shutil
+        import tempfile
+
+        tmux = shutil.which("tmux")
+        assert tmux, "tmux is not installed (.ci/run installs it)"
+        self._dir = tempfile.mkdtemp(prefix="mesiboscript-tmux-")
+        config = Path(self._dir) / "tmux.conf"
+        # remain-on-exit before the command starts: a quick exit still leaves its screen.
+        config.write_text("set -g remain-on-exit on\nset -g history-limit 1000\n")
+        self._base = [tmux, "-S", str(Path(self._dir) / "socket"), "-f", str(config)]
+        width, height = size
+        self._tmux(
+            "new-session", "-d", "-s", "test", "-x", str(width), "-y", str(height),
+            "-c", str(cwd or os.getcwd()), command,
+        )  # fmt: skip
+
+    def _tmux(self, *args: str) -> str:
+        result = subprocess.run(
+            [*self._base, *args], capture_output=True, text=True, timeout=TIMEOUT
+        )
+        assert result.returncode == 0, f"tmux {args}: {result.stderr}"
+        return result.stdout
+
+    def keys(self, *keys: str) -> None:
+        self._tmux("send-keys", "-t", "test", *keys)
+
+    def type(self, text: str) -> None:
+        self._tmux("send-keys", "-t", "test", "-l", text)
+
+    def screen(self, colours: bool = False) -> str:
+        """What the pane shows, with what scrolled off the top above it."""
+        options = ["-p", "-S", "-", "-t", "test", *(["-e"] if colours else [])]
+        return self._tmux("capture-pane", *options)
+
+    def lines(self) -> list[str]:
+        """The screen's lines, trailing blank ones left out."""
+        shown = [line.rstrip() for line in self.screen().splitlines()]
+        while shown and not shown[-1]:
+            shown.pop()
+        return shown
+
+    def cursor(self) -> tuple[int, int]:
+        x, y = self._tmux("display-message", "-p", "-t", "test", "#{cursor_x} #{cursor_y}").split()
+        return int(x), int(y)
+
+    def wait_for(
+        self, condition: Union[str, Callable[[], bool]], what: str = "", timeout: float = TIMEOUT
+    ) -> None:
+        """Wait until the screen shows ``condition`` (a str) or ``condition()`` holds."""
+
+        def shown() -> bool:
+            return isinstance(condition, str) and condition in self.screen()
+
+        check: Callable[[], bool] = shown if isinstance(condition, str) else condition
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert time.monotonic() < deadline, (
+                f"timed out waiting for {what or condition!r}; the screen shows:\n{self.screen()}"
+            )
+            time.sleep(0.05)  # a tmux client per poll: not faster
+
+    def close(self) -> None:
+        import shutil
+
+        subprocess.run([*self._base, "kill-server"], capture_output=True, timeout=TIMEOUT)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> Tmux:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

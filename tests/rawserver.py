@@ -42,6 +42,7 @@ import ssl
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
@@ -49,6 +50,7 @@ from typing import Any, Callable, Optional, Union
 from .helpers import TIMEOUT
 
 __all__ = [
+    "DEFLATE_INVALID",
     "GUID",
     "INVALID_HOST",
     "OP_BINARY",
@@ -73,6 +75,7 @@ __all__ = [
     "WaitMessage",
     "accept_key",
     "close_frame",
+    "deflated",
     "frame",
     "handshake_response",
     "parse_client_frames",
@@ -138,6 +141,18 @@ def close_frame(code: Optional[int] = None, reason: Union[bytes, str] = b"") -> 
         return frame(OP_CLOSE)
     why = reason.encode("utf-8") if isinstance(reason, str) else reason
     return frame(OP_CLOSE, struct.pack("!H", code) + why)
+
+
+def deflated(*messages: Union[bytes, str], bits: int = 15) -> list[bytes]:
+    """Payloads of permessage-deflate messages as a server compresses them (RFC 7692 7.2.1: raw
+    deflate, a sync flush, its 4-byte tail cut off), all from one compressor, in order: each
+    may refer back to the ones before (context takeover)."""
+    encoder = zlib.compressobj(6, zlib.DEFLATED, -bits)
+    out = []
+    for m in messages:
+        data = m.encode("utf-8") if isinstance(m, str) else m
+        out.append((encoder.compress(data) + encoder.flush(zlib.Z_SYNC_FLUSH))[:-4])
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,6 +378,108 @@ SCRIPTS: dict[str, Script] = {
     "/slowloris": _s(handshake=Handshake(mode="silent"), doc="read the request, never answer"),
 }
 
+# permessage-deflate (RFC 7692): accepted responses and what follows them, invalid responses, and
+# frames that break the extension's rules.
+_PMD = Handshake(extensions="permessage-deflate")
+_HELLO = deflated("hello", "hello", b"\x00\x01\x02" * 100)
+_FRAGMENTED = deflated("a fragmented compressed message, " * 4)[0]
+SCRIPTS.update(
+    {
+        "/deflate_messages": _s(
+            Send(frame(OP_TEXT, _HELLO[0], rsv=4)),
+            Send(frame(OP_TEXT, _HELLO[1], rsv=4)),  # refers back to the first
+            Send(frame(OP_BINARY, _HELLO[2], rsv=4)),
+            Send(frame(OP_TEXT, "plain")),  # an uncompressed message is allowed too
+            Send(close_frame(1000, "done")),
+            ExpectClose(reply=False),
+            handshake=_PMD,
+            doc="permessage-deflate: compressed text twice (context kept), binary, a plain text",
+        ),
+        "/deflate_fragmented": _s(
+            Send(frame(OP_TEXT, _FRAGMENTED[:10], rsv=4, fin=False)),
+            Send(frame(OP_PING, b"between")),
+            Send(frame(OP_CONT, _FRAGMENTED[10:20], fin=False)),
+            Send(frame(OP_CONT, _FRAGMENTED[20:])),
+            Send(close_frame(1000, "done")),
+            ExpectClose(reply=False),
+            handshake=_PMD,
+            doc="permessage-deflate: one compressed text in three fragments, a ping between",
+        ),
+        "/deflate_no_context": _s(
+            *(Send(frame(OP_TEXT, deflated("same")[0], rsv=4)) for _ in range(2)),
+            WaitMessage(),
+            Send(close_frame(1000, "done")),
+            ExpectClose(reply=False),
+            handshake=Handshake(
+                extensions="permessage-deflate; server_no_context_takeover; "
+                "client_no_context_takeover"
+            ),
+            doc="both no_context_takeover: two messages compressed alone; waits for the client's",
+        ),
+        "/deflate_windows": _s(
+            Send(frame(OP_TEXT, deflated("small window " * 20, bits=10)[0], rsv=4)),
+            WaitMessage(),
+            Send(close_frame(1000, "done")),
+            ExpectClose(reply=False),
+            handshake=Handshake(
+                extensions='permessage-deflate; server_max_window_bits="10"; '
+                "client_max_window_bits=10"
+            ),
+            doc="server 10 bits (quoted), client 10 bits; waits for the client's message",
+        ),
+        "/deflate_client_bits_8": _s(
+            WaitMessage(),
+            Send(close_frame(1000, "done")),
+            ExpectClose(reply=False),
+            handshake=Handshake(extensions="permessage-deflate; client_max_window_bits=8"),
+            doc="client_max_window_bits=8 (zlib cannot honour it); waits for the client's message",
+        ),
+        "/deflate_rsv1_cont": _s(
+            Send(frame(OP_TEXT, _FRAGMENTED[:10], rsv=4, fin=False)),
+            Send(frame(OP_CONT, _FRAGMENTED[10:], rsv=4)),
+            handshake=_PMD,
+            doc="permessage-deflate: RSV1 on a continuation frame",
+        ),
+        "/deflate_rsv1_ping": _s(
+            Send(frame(OP_PING, b"x", rsv=4)), handshake=_PMD, doc="RSV1 on a ping"
+        ),
+        "/deflate_rsv2": _s(
+            Send(frame(OP_TEXT, "x", rsv=2)), handshake=_PMD, doc="RSV2 with permessage-deflate"
+        ),
+        "/deflate_bad_data": _s(
+            Send(frame(OP_TEXT, b"\xff\xff\xff\xff", rsv=4)),
+            handshake=_PMD,
+            doc="RSV1 on a text frame whose payload is not deflate data",
+        ),
+        "/deflate_bad_utf8": _s(
+            Send(frame(OP_TEXT, deflated(b"\xce\xba\xff\xfe")[0], rsv=4)),
+            handshake=_PMD,
+            doc="a compressed text message with invalid UTF-8",
+        ),
+    }
+)
+#: Responses the client must refuse (Chromium's words in the fixtures), by path.
+DEFLATE_INVALID = {
+    "/deflate_unknown_param": "permessage-deflate; foo",
+    "/deflate_param_value": "permessage-deflate; client_no_context_takeover=1",
+    "/deflate_dup_param": "permessage-deflate; server_no_context_takeover; "
+    "server_no_context_takeover",
+    "/deflate_bits_7": "permessage-deflate; server_max_window_bits=7",
+    "/deflate_bits_16": "permessage-deflate; client_max_window_bits=16",
+    "/deflate_bits_leading_zero": "permessage-deflate; server_max_window_bits=09",
+    "/deflate_bits_no_value": "permessage-deflate; server_max_window_bits",
+    "/deflate_client_bits_no_value": "permessage-deflate; client_max_window_bits",
+    "/deflate_twice": "permessage-deflate, permessage-deflate",
+    "/deflate_and_unknown": "permessage-deflate, x-unknown",
+    "/deflate_malformed": "permessage-deflate; =",
+    "/deflate_empty": "",
+}
+for _path, _value in DEFLATE_INVALID.items():
+    SCRIPTS[_path] = _s(
+        handshake=Handshake(extensions=_value),
+        doc=f"101 with Sec-WebSocket-Extensions: {_value!r}",
+    )
+
 
 # --------------------------------------------------------------------------------------------
 # Records
@@ -393,6 +510,8 @@ class ClientFrame:
         d: dict[str, object] = {"opcode": names.get(self.opcode, str(self.opcode))}
         if not self.masked:
             d["masked"] = False
+        if self.rsv:
+            d["rsv"] = self.rsv  # 4: RSV1, a permessage-deflate message
         if self.opcode == OP_CLOSE:
             d["code"] = self.close_code
             d["reason"] = self.close_reason

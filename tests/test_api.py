@@ -104,6 +104,38 @@ def test_socket_errors_are_the_hifi_table() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "member",
+    [
+        ReadyState.OPEN,
+        ReadyState.CLOSED,
+        CloseCode.Normal,
+        CloseCode.NO_STATUS_RCVD,
+        SocketError.UnknownSocketError,
+    ],
+)
+def test_enum_members_print_as_their_number(
+    member: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The HiFi seed prints webSocket.readyState and expects 1 / 3; on Python 3.9 and 3.10 an
+    # IntEnum printed "ReadyState.OPEN".
+    number = int(member)
+    assert str(member) == f"{member}" == format(member, "") == str(number)
+    assert format(member, ">6") == format(number, ">6")
+    print(member)
+    assert capsys.readouterr().out == f"{number}\n"
+    assert repr(member).startswith(f"<{type(member).__name__}.{member.name}: ")  # type: ignore[attr-defined]
+
+
+def test_socket_errors_have_a_readable_message() -> None:
+    # The ArozOS front-end's onerror does log(error.message).
+    assert SocketError.ConnectionRefusedError.message == "Connection refused"
+    assert SocketError.HostNotFoundError.message == "Host not found"
+    messages = [e.message for e in SocketError]
+    assert all(messages)
+    assert len(set(messages)) == len(messages)
+
+
 def test_one_exception_root() -> None:
     for name in (
         "InvalidStateError",
@@ -184,7 +216,7 @@ def test_bad_protocols_raise(protocols: list[object]) -> None:
         {"connect_timeout": 0},
         {"ping_interval": -1},
         {"max_size": 0},
-        {"proxy": "socks5://127.0.0.1:1080"},
+        {"proxy": "ftp://127.0.0.1:1080"},
     ],
 )
 def test_bad_options_raise(options: dict[str, object]) -> None:

@@ -101,9 +101,18 @@ def test_connect_refused() -> None:
 
 
 def test_connect_bad_url() -> None:
-    result = cli("connect", "ftp://example.invalid/")
+    """An unknown scheme, or none: every scheme connect takes is named."""
+    accepted = "use ws://, wss://, sock:// or socks:// (http:// and https:// mean ws:// and wss://)"
+    result = cli("connect", "foo://example.invalid/")
     assert result.returncode == 2
-    assert "scheme" in result.stderr
+    assert result.stderr == (
+        f"mesiboscript connect: 'foo://example.invalid/' has the scheme foo://; {accepted}\n"
+    )
+    result = cli("connect", "example.invalid:80")
+    assert result.returncode == 2
+    assert (
+        result.stderr == f"mesiboscript connect: 'example.invalid:80' has no scheme; {accepted}\n"
+    )
 
 
 def test_connect_wss_with_cafile(echo_server_wss: EchoServer) -> None:
@@ -129,7 +138,9 @@ def test_connect_wss_insecure_warns(echo_server_wss: EchoServer) -> None:
     result = cli("connect", echo_server_wss.url, "--insecure", "-x", "tls", "-n", "1")
     assert result.returncode == 0, result.stderr
     assert "< tls" in result.stdout
-    assert "not checked" in result.stderr
+    assert result.stderr == (
+        "warning: --insecure: the server's certificate and host name are not checked\n"
+    )
 
 
 @pytest.mark.skipif(not hasattr(mesiboscript, "Socket"), reason="mesiboscript.Socket not built yet")

@@ -38,6 +38,9 @@ class StepLoop:
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:
         self.calls.append((callback, args))
 
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> None:
+        self.calls.append((callback, args))  # time is not modelled: the next run() calls it
+
     def in_loop_thread(self) -> bool:
         return self.inside
 
@@ -54,9 +57,9 @@ class Target(DOMEventTarget):
         "close": "CLOSED",
     }
 
-    onopen = EventHandler()
-    onmessage = EventHandler()
-    onclose = EventHandler()
+    onopen: EventHandler[Callable[..., object]] = EventHandler()
+    onmessage: EventHandler[Callable[..., object]] = EventHandler()
+    onclose: EventHandler[Callable[..., object]] = EventHandler()
 
     def __init__(self, loop: StepLoop, inbox_mark: Optional[int] = None) -> None:
         self._lock = threading.Lock()
@@ -86,7 +89,7 @@ class Strict(StrictHandlers, Target):
 class Held(EventTarget):
     _MAX_HELD = 3
 
-    onchat = EventHandler()
+    onchat: EventHandler[Callable[..., object]] = EventHandler()
 
     def __init__(self, loop: StepLoop) -> None:
         self._lock = threading.Lock()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any, Callable
 
@@ -69,6 +70,22 @@ def test_upgrade_fails_without_raising() -> None:
     assert ws.upgrade(TIMEOUT) is False
     assert ws.readyState == ws.CLOSED
     assert ws.read(TIMEOUT) is False
+
+
+def test_upgrade_reports_a_failure_after_its_handlers_ran() -> None:
+    # The ArozOS port prints from onerror, then prints "Upgrade Failed" when upgrade() returns
+    # False: the handlers' output must come first (it interleaved mid-line before).
+    seen: list[str] = []
+
+    def onclose(event: object) -> None:
+        time.sleep(0.05)  # widens the window the caller's print used to land in
+        seen.append("close")
+
+    ws = WebSocket(f"ws://127.0.0.1:{free_port()}/")
+    ws.onerror = lambda error: seen.append("error")
+    ws.onclose = onclose
+    assert ws.upgrade(TIMEOUT) is False
+    assert seen == ["error", "close"]
 
 
 def test_upgrade_timeout_abandons_the_attempt() -> None:
@@ -235,7 +252,7 @@ def test_messages_wait_for_the_first_handler(servers: AsyncServers) -> None:
         ws = WebSocket(f"ws://127.0.0.1:{server.port}/")
         assert sent.wait(TIMEOUT)
         wait_for(lambda: len(ws._inbox) == 50)
-        got: list[str] = []
+        got: list[object] = []
         done = threading.Event()
         ws.onmessage = lambda e: (got.append(e.data), len(got) == 50 and done.set())
         assert done.wait(TIMEOUT)

@@ -272,13 +272,40 @@ def test_sock_echo_and_greeting() -> None:
             assert read_exactly(sock, 4) == b"ping"
 
 
-def test_sock_script_echo_bytes_then_close() -> None:
+def test_sock_script_counts_lines_then_closes() -> None:
+    """``/echo/3`` on a stream is three lines, however the bytes are cut: the first send ends
+    mid-line, the second carries the rest and a fourth line, which is not echoed."""
     with EchoServer("sock", script="/echo/3/close") as server:
         sock = socket.create_connection((server.host, server.port), timeout=TIMEOUT)
         try:
-            sock.sendall(b"abcdef")
-            assert read_exactly(sock, 3) == b"abc"
-            assert sock.recv(10) == b""  # clean close (FIN)
+            sock.sendall(b"one\ntw")
+            assert read_exactly(sock, 4) == b"one\n"
+            sock.sendall(b"o\nthree\nfour\n")
+            assert read_exactly(sock, 10) == b"two\nthree\n"
+            assert sock.recv(10) == b""  # clean close (FIN), "four" not echoed
+        finally:
+            sock.close()
+
+
+def test_sock_script_leaves_what_follows_the_counted_lines_to_the_next_step() -> None:
+    with EchoServer("sock", script="/echo/1/greet/--/echo") as server:
+        sock = socket.create_connection((server.host, server.port), timeout=TIMEOUT)
+        try:
+            sock.sendall(b"first\nrest")
+            assert read_exactly(sock, 12) == b"first\n--rest"
+        finally:
+            sock.close()
+
+
+def test_sock_script_echoes_a_line_longer_than_the_read_buffer() -> None:
+    """A line past asyncio's 64 KiB reader limit is echoed as it comes and still counts once."""
+    long_line = b"x" * 200_000 + b"\n"
+    with EchoServer("sock", script="/echo/1/close") as server:
+        sock = socket.create_connection((server.host, server.port), timeout=TIMEOUT)
+        try:
+            sock.sendall(long_line)
+            assert read_exactly(sock, len(long_line)) == long_line
+            assert sock.recv(10) == b""
         finally:
             sock.close()
 
@@ -458,15 +485,15 @@ def test_sock_script_delay_then_echo_then_close() -> None:
         socket.create_connection((server.host, server.port), timeout=TIMEOUT) as sock,
     ):
         started = time.monotonic()
-        sock.sendall(b"abc")
-        assert read_exactly(sock, 3) == b"abc"
+        sock.sendall(b"a\nb\nc\n")
+        assert read_exactly(sock, 6) == b"a\nb\nc\n"
         assert time.monotonic() - started >= 0.05
         assert sock.recv(10) == b""
 
 
 def test_sock_counted_echo_ends_when_the_client_does() -> None:
-    """The client ends its side before the counted bytes: the server echoes what came, and
-    closes."""
+    """The client ends its side mid-line, before the counted lines: the server echoes what came,
+    and closes."""
     with (
         EchoServer("sock", script="/echo/10/greet/never") as server,
         socket.create_connection((server.host, server.port), timeout=TIMEOUT) as sock,

@@ -22,7 +22,9 @@ import pytest
 
 from mesiboscript import ConnectionFailed, SocketError
 from mesiboscript._loop import get_loop
-from mesiboscript._transport import Transport, TransportListener, parse_proxy
+from mesiboscript._proxy import Proxy as ProxyURL
+from mesiboscript._proxy import parse_proxy
+from mesiboscript._transport import Transport, TransportListener
 
 from .helpers import TIMEOUT, Certificates, on_loop
 
@@ -177,16 +179,27 @@ def echo_after(reply: bytes) -> Callable[[socket.socket], None]:
 
 
 def test_parse_proxy_credentials_default_port_and_bad_values() -> None:
-    host, port, auth = parse_proxy("http://us%40er:p%3Ass@proxy.example:3128")
-    assert (host, port) == ("proxy.example", 3128)
-    assert auth == "Basic dXNAZXI6cDpzcw=="  # base64 of "us@er:p:ss"
-    assert parse_proxy("proxy.example") == ("proxy.example", 8080, None)
-    assert parse_proxy("http://user@proxy.example:1")[2] == "Basic dXNlcjo="  # "user:"
+    proxy = parse_proxy("http://us%40er:p%3Ass@proxy.example:3128")
+    assert (proxy.scheme, proxy.host, proxy.port) == ("http", "proxy.example", 3128)
+    assert (proxy.username, proxy.password) == ("us@er", "p:ss")
+    assert "p:ss" not in repr(proxy)
+    assert "us@er" not in repr(proxy)
+    assert proxy.display == "http://***@proxy.example:3128"
+    assert parse_proxy("proxy.example") == ProxyURL("http", "proxy.example", 1080)  # curl's default
+    assert parse_proxy("https://p.example").port == 443
+    assert parse_proxy("socks5h://[::1]").display == "socks5h://[::1]:1080"
+    assert parse_proxy("http://user@proxy.example:1").password == ""
     for bad in ("http://proxy.example:1\r\nX: y", "http://a b:1", "http://p:1\x00"):
         with pytest.raises(ValueError, match="whitespace or control"):
             parse_proxy(bad)
-    with pytest.raises(ValueError, match="only http://"):
-        parse_proxy("socks5://proxy.example:1080")
+    with pytest.raises(ValueError, match="unsupported proxy 'ftp://\\*\\*\\*@p:1'"):
+        parse_proxy("ftp://user:secret@p:1")
+    with pytest.raises(ValueError, match="bad port"):
+        parse_proxy("socks5://p:99999")
+    with pytest.raises(ValueError, match="no host"):
+        parse_proxy("socks5://:1")
+    with pytest.raises(ValueError, match="over 255"):
+        parse_proxy("socks5://" + "u" * 256 + ":p@p:1")
 
 
 # -- the proxy handshake ----------------------------------------------------------------------
@@ -255,7 +268,9 @@ def test_a_proxy_reply_that_opens_no_tunnel_fails_the_attempt(
     exc = failure(rec)
     assert exc.error == error
     assert message in str(exc).lower() or message in str(exc)
-    assert str(exc).startswith("cannot connect to example.com:80: ")
+    assert str(exc).startswith(
+        f"cannot connect to example.com:80 through proxy http://127.0.0.1:{proxy.port}: "
+    )
     assert "Proxy-Authorization" not in proxy.request.decode()
 
 
@@ -550,3 +565,27 @@ def test_a_listener_raising_in_connection_lost_is_logged(
         on_loop(transport.abort)
         assert rec.lost == [None]
     assert "internal error while closing a connection" in caplog.text
+
+
+def test_keepalive_probes_and_a_bound_on_unacknowledged_data(listener: socket.socket) -> None:
+    rec = Rec()
+    transport = open_transport("127.0.0.1", listener.getsockname()[1], rec, keepalive=True)
+    rec.wait_made()
+    sock = on_loop(lambda: transport.socket)
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 10
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 60_000
+    on_loop(transport.close)
+    assert rec.wait_lost() is None
+
+
+def test_a_proxy_url_given_to_the_transport_unchecked_fails_the_attempt() -> None:
+    # The facades reject a bad proxy URL at construction (ValueError); the transport reports one
+    # as a failed attempt rather than raising on the I/O thread.
+    rec = Rec()
+    open_transport("example.com", 80, rec, proxy="ftp://user:secret@p:1")
+    exc = failure(rec)
+    assert exc.error == SocketError.ProxyProtocolError
+    assert "secret" not in str(exc)

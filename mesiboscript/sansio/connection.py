@@ -27,6 +27,7 @@ from typing import Optional, Union
 
 from .._constants import ReadyState, SocketError
 from .._exceptions import ConnectionFailed, ProtocolError
+from .deflate import RSV1, DeflateOptions, PerMessageDeflate, negotiate
 from .events import Closed, CloseFrame, Message, Opened, Ping, Pong, Violation
 from .frames import BINARY, PING, PONG, TEXT, Frame, FrameEvent, Parser, build_close, build_frame
 from .handshake import MAX_RESPONSE_HEAD, HandshakeRejected, build_request, check_response, make_key
@@ -63,7 +64,9 @@ class ClientConnection:
         protocols: subprotocols offered.
         origin: the ``Origin`` header (``None``: derived from the host).
         headers: extra request headers, already validated.
-        max_size: the largest message accepted; a bigger one fails with 1009.
+        max_size: the largest message accepted (after decompression); a bigger one fails
+            with 1009.
+        compression: permessage-deflate to offer (``None``: offer nothing).
     """
 
     def __init__(
@@ -78,11 +81,15 @@ class ClientConnection:
         origin: Optional[str] = None,
         headers: Sequence[tuple[str, str]] = (),
         max_size: int,
+        compression: Optional[DeflateOptions] = None,
     ) -> None:
         self.state: ReadyState = CONNECTING
         self.url = url
         self.protocol = ""
         self.extensions = ""
+        # The agreed permessage-deflate once open (None: messages go out as they are).
+        self.deflate: Optional[PerMessageDeflate] = None
+        self._compression = compression
         self.opened = False  # the handshake completed (even if closed since)
         self.close_sent = False
         self.close_received: Optional[tuple[int, str]] = None
@@ -99,6 +106,7 @@ class ClientConnection:
             protocols=self._protocols,
             origin=origin,
             headers=headers,
+            extensions=None if compression is None else compression.offer,
         )
         self._head = b""
         self._parser = Parser(max_size)
@@ -139,12 +147,22 @@ class ClientConnection:
         begun the standard sends nothing more)."""
         return self.state is OPEN and not self.close_sent
 
-    def send_message(self, opcode: int, payload: Buffer, token: Token = None) -> bool:
+    def send_message(
+        self, opcode: int, payload: Buffer, token: Token = None, compress: bool = True
+    ) -> bool:
         """Queue a text (payload: its UTF-8) or binary message; False once it cannot be sent
-        (not OPEN, or our close frame is out: the standard then sends nothing)."""
+        (not OPEN, or our close frame is out: the standard then sends nothing).
+
+        With permessage-deflate agreed the message is compressed, unless ``compress`` is false
+        (data that is compressed already) or the agreed window is one zlib cannot honour."""
         if not self.can_send:
             return False
-        self._out.append((build_frame(opcode, payload), token))
+        deflate = self.deflate
+        if compress and deflate is not None and deflate.compressing:
+            frame = build_frame(RSV1 | opcode, deflate.compress(payload))
+        else:
+            frame = build_frame(opcode, payload)
+        self._out.append((frame, token))
         return True
 
     def send_frame(self, frame: Frame, token: Token = None) -> bool:
@@ -252,8 +270,14 @@ class ClientConnection:
         self._head = b""
         try:
             protocol, extensions = check_response(
-                head[:end].decode("latin-1"), self._key, self._protocols
+                head[:end].decode("latin-1"),
+                self._key,
+                self._protocols,
+                extensions_offered=self._compression is not None,
             )
+            if extensions:
+                assert self._compression is not None  # check_response saw to it
+                self.deflate = self._parser.deflate = negotiate(extensions, self._compression)
         except HandshakeRejected as exc:
             self._reject(str(exc))
             return []

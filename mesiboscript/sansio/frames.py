@@ -20,6 +20,7 @@ from collections import deque
 from typing import Callable, Optional, Union, cast
 
 from .._wsclient import BINARY, CLOSE, CONT, PING, PONG, TEXT
+from .deflate import InflateError, PerMessageDeflate
 from .events import CloseFrame, Message, Ping, Pong, Violation
 
 __all__ = [
@@ -193,6 +194,10 @@ class Parser:
         self._msg_size = 0
         self._parts: list[Union[str, bytes]] = []
         self._decoder = _utf8_decoder("strict")
+        # permessage-deflate, once negotiated (the connection sets it): RSV1 on a message's first
+        # frame then means "compressed", and that message is inflated piece by piece as it comes.
+        self.deflate: Optional[PerMessageDeflate] = None
+        self._compressed = 0
         # A large frame's payload is read straight into its own buffer: while ``want`` is set,
         # the transport fills it (``recv_into``) and calls :meth:`filled` instead of :meth:`feed`.
         self.want: Optional[memoryview] = None
@@ -238,7 +243,8 @@ class Parser:
                 if problem is not None:
                     return self._fail(events, *problem)
                 pos += hlen
-                if op < 8 and fin and end - pos >= length and not self._msg_op:
+                # FIN, no RSV1 (not compressed), a data opcode: b0 & 0xC8 == 0x80.
+                if (b0 & 0xC8) == 0x80 and end - pos >= length and not self._msg_op:
                     # Fast path: a whole unfragmented data frame is in the buffer.
                     if op == BINARY:
                         events.append(Message(data[pos : pos + length]))
@@ -260,11 +266,12 @@ class Parser:
                 if op in (TEXT, BINARY):
                     self._msg_op = op
                     self._msg_size = 0
+                    self._compressed = b0 & 0x40
                     self._parts = []
                     self._decoder.reset()
             # Payload of the current frame, as much as has arrived.
             avail = end - pos
-            if self._op < 8 and self._remaining - avail >= _DIRECT_MIN:
+            if self._op < 8 and self._remaining - avail >= _DIRECT_MIN and not self._compressed:
                 # Much more is coming: read the rest straight into the frame's own buffer.
                 return self._start_direct(events, memoryview(data)[pos:end])
             take = min(self._remaining, avail)
@@ -273,6 +280,9 @@ class Parser:
             self._remaining -= take
             if self._op >= 8:
                 self._control += chunk
+            elif self._compressed:
+                if not self._inflate(events, chunk, False):
+                    return events
             elif take:
                 self._msg_size += take
                 if self._msg_op == TEXT:
@@ -339,7 +349,30 @@ class Parser:
             self._end_message(events)
         return events
 
+    def _inflate(self, events: list[Event], chunk: bytes, end: bool) -> bool:
+        # A compressed message: inflate what arrived (bounded by max_size, in steps), and decode
+        # text as it inflates, so invalid UTF-8 fails before the message is complete.
+        assert self.deflate is not None
+        try:
+            pieces = self.deflate.decompress(chunk, self.max_size - self._msg_size, end)
+        except InflateError as exc:
+            self._fail(events, exc.code, str(exc))
+            return False
+        for piece in pieces:
+            self._msg_size += len(piece)
+            if self._msg_op == TEXT:
+                try:
+                    self._parts.append(self._decoder.decode(piece, False))
+                except UnicodeDecodeError:
+                    self._fail(events, 1007, "invalid UTF-8 in a text message")
+                    return False
+            else:
+                self._parts.append(piece)
+        return True
+
     def _end_message(self, events: list[Event]) -> bool:
+        if self._compressed and not self._inflate(events, b"", True):
+            return False
         parts, self._parts = self._parts, []
         if self._msg_op == TEXT:
             try:
@@ -356,7 +389,9 @@ class Parser:
     def _check_header(
         self, b0: int, b1: int, op: int, fin: bool, length: int
     ) -> Union[tuple[int, str], None]:
-        if b0 & 0x70:
+        if b0 & 0x70 and (b0 & 0x70 != 0x40 or self.deflate is None or op == CONT or op >= 8):
+            if b0 & 0x70 == 0x40 and self.deflate is not None:
+                return 1002, "RSV1 set on a frame that is not a message's first data frame"
             return 1002, "reserved bits set without a negotiated extension"
         if b1 & 0x80:
             return 1002, "the server masked a frame"

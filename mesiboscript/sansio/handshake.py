@@ -45,12 +45,13 @@ def build_request(
     protocols: Sequence[str] = (),
     origin: Optional[str] = None,
     headers: Sequence[tuple[str, str]] = (),
+    extensions: Optional[str] = None,
 ) -> bytes:
     """The GET request that asks for the upgrade.
 
     ``Host`` omits the scheme's default port; ``Origin`` defaults to ``http(s)://host[:port]``
     (what websocket-client and browsers send). ``headers`` were validated by the caller
-    (no CR/LF/NUL: no header injection).
+    (no CR/LF/NUL: no header injection). ``extensions``: the ``Sec-WebSocket-Extensions`` offer.
     """
     hostport = f"[{host}]" if ":" in host else host
     if port != (443 if secure else 80):
@@ -68,12 +69,18 @@ def build_request(
     ]
     if protocols:
         lines.append(f"Sec-WebSocket-Protocol: {','.join(protocols)}")
+    if extensions:
+        lines.append(f"Sec-WebSocket-Extensions: {extensions}")
     lines.extend(f"{name}: {value}" for name, value in headers)
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
 
 
-def check_response(head: str, key: str, protocols: Sequence[str]) -> tuple[str, str]:
-    """Check a response head (without the blank line): the chosen subprotocol and extensions.
+def check_response(
+    head: str, key: str, protocols: Sequence[str], extensions_offered: bool = False
+) -> tuple[str, str]:
+    """Check a response head (without the blank line): the chosen subprotocol and the
+    ``Sec-WebSocket-Extensions`` value as sent (repeated headers joined with ", "; checked
+    against the offer by :func:`~mesiboscript.sansio.deflate.negotiate`).
 
     Raises:
         HandshakeRejected: not ``101``, a missing or wrong upgrade header, a wrong accept value,
@@ -100,11 +107,18 @@ def check_response(head: str, key: str, protocols: Sequence[str]) -> tuple[str, 
         raise HandshakeRejected("'Connection' header is missing or has no 'Upgrade' token")
     if headers.get("sec-websocket-accept") != accept_for(key):
         raise HandshakeRejected("incorrect 'Sec-WebSocket-Accept' header value")
-    if "sec-websocket-extensions" in headers:
-        raise HandshakeRejected("the server accepted an extension that was not offered")
     chosen = headers.get("sec-websocket-protocol")
     if chosen is not None and chosen not in protocols:
         raise HandshakeRejected(f"the server chose subprotocol {chosen!r}, which was not offered")
     if chosen is None and protocols:
         raise HandshakeRejected("subprotocols were offered but the server chose none")
-    return chosen or "", ""
+    # Checked after the subprotocol, in Chromium's order.
+    extensions = headers.get("sec-websocket-extensions")
+    if extensions is not None:
+        if not extensions_offered:
+            raise HandshakeRejected("the server accepted an extension that was not offered")
+        if not extensions:  # Chromium's parser rejects an empty value too
+            raise HandshakeRejected(
+                "'Sec-WebSocket-Extensions' header value is rejected by the parser: "
+            )
+    return chosen or "", extensions or ""

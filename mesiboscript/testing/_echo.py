@@ -53,7 +53,8 @@ def parse_script(path: str, scheme: str = "ws") -> list[Step]:
 
     - ``/greet/<text>``: send ``text`` (percent-decoded).
     - ``/delay/<ms>``: wait ``ms`` milliseconds before each later echo.
-    - ``/echo/<n>``: echo ``n`` messages (``sock``: ``n`` bytes), then go on with the script.
+    - ``/echo/<n>``: echo ``n`` messages (``sock``/``socks``: ``n`` lines, each echoed when its
+      ``\\n`` arrives), then go on with the script.
     - ``/close[/<code>[/<reason>]]``: close (ws: with that close frame; no code sends an empty
       one, which the client reports as 1005; sock: a clean TCP close). Ends the script.
     - ``/drop``: drop the TCP connection without a close frame (sock: with a reset). Ends it.
@@ -199,9 +200,10 @@ class EchoServer:
     """An echo server on ``127.0.0.1`` and a free port, running until :meth:`close`.
 
     ``EchoServer("ws")`` echoes every message back (text as text, binary as binary);
-    ``EchoServer("sock")`` echoes bytes. ``wss`` and ``socks`` use a certificate from a
-    :class:`CertificateAuthority` made on the fly (or the one passed as ``ca``): clients trust it
-    through ``server.ca.cafile`` or ``server.ca.client_context()``.
+    ``EchoServer("sock")`` echoes bytes as they arrive (a counted ``/echo/<n>`` counts lines).
+    ``wss`` and ``socks`` use a certificate from a :class:`CertificateAuthority` made on the fly
+    (or the one passed as ``ca``): clients trust it through ``server.ca.cafile`` or
+    ``server.ca.client_context()``.
 
     Use it as a context manager::
 
@@ -460,19 +462,42 @@ class EchoServer:
         delay: float,
         count: Optional[int],
     ) -> bool:
-        """Echo ``count`` bytes (None: until EOF). False once the client has closed."""
-        remaining = count
-        while remaining is None or remaining > 0:
-            data = await reader.read(65536 if remaining is None else min(65536, remaining))
-            if not data:
-                return False
-            if delay:
-                await asyncio.sleep(delay)
-            writer.write(data)
-            await writer.drain()
-            if remaining is not None:
-                remaining -= len(data)
+        """Echo ``count`` lines (None: everything, as it arrives, until EOF). False once the client
+        has closed.
+
+        A stream has no messages, so a counted echo counts lines, as a person typing into
+        ``connect sock://`` or ``nc`` sees them: each line is echoed once its ``\\n`` has
+        arrived, and bytes after the last counted line wait for the next step of the script. A
+        client that closes mid-line gets the partial line back.
+        """
+        if count is None:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    return False
+                await self._tcp_send(writer, delay, data)
+        for _ in range(count):
+            while True:
+                try:
+                    line = await reader.readuntil(b"\n")
+                except asyncio.IncompleteReadError as exc:
+                    if exc.partial:
+                        await self._tcp_send(writer, delay, exc.partial)
+                    return False
+                except asyncio.LimitOverrunError as exc:
+                    # A line longer than the reader's buffer: echo what came, keep counting it.
+                    await self._tcp_send(writer, 0.0, await reader.read(exc.consumed))
+                    continue
+                await self._tcp_send(writer, delay, line)
+                break
         return True
+
+    @staticmethod
+    async def _tcp_send(writer: asyncio.StreamWriter, delay: float, data: bytes) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        writer.write(data)
+        await writer.drain()
 
 
 def _respond(status: int, text: str) -> Response:

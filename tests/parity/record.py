@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))  # the repository root: the tests package
 
 from tests.helpers import free_port  # noqa: E402
-from tests.rawserver import RawServer  # noqa: E402
+from tests.rawserver import DEFLATE_INVALID, RawServer  # noqa: E402
 
 FIXTURES = HERE / "fixtures"
 
@@ -153,6 +153,36 @@ SCENARIOS: list[dict[str, Any]] = [
         close_on_open=[],
     ),
     sc("unoffered_extension", "/unoffered_extension", "101 with an extension never offered"),
+    # permessage-deflate: accepted responses, invalid ones, and the extension's frame rules.
+    sc("deflate_messages", "/deflate_messages", "compressed text x2, binary, plain text, close"),
+    sc("deflate_fragmented", "/deflate_fragmented", "compressed text in 3 fragments, ping between"),
+    sc(
+        "deflate_no_context",
+        "/deflate_no_context",
+        "both no_context_takeover; client sends on open",
+        send_on_open="ready ready ready ready",
+    ),
+    sc(
+        "deflate_windows",
+        "/deflate_windows",
+        'server_max_window_bits="10"; client_max_window_bits=10; client sends on open',
+        send_on_open="ready ready ready ready",
+    ),
+    sc(
+        "deflate_client_bits_8",
+        "/deflate_client_bits_8",
+        "client_max_window_bits=8; client sends on open",
+        send_on_open="ready ready ready ready",
+    ),
+    sc("deflate_rsv1_cont", "/deflate_rsv1_cont", "RSV1 on a continuation frame"),
+    sc("deflate_rsv1_ping", "/deflate_rsv1_ping", "RSV1 on a ping"),
+    sc("deflate_rsv2", "/deflate_rsv2", "RSV2 set with permessage-deflate agreed"),
+    sc("deflate_bad_data", "/deflate_bad_data", "RSV1 text frame that is not deflate data"),
+    sc("deflate_bad_utf8", "/deflate_bad_utf8", "compressed text with invalid UTF-8"),
+    *(
+        sc(path[1:], path, f"101 with Sec-WebSocket-Extensions: {value!r}")
+        for path, value in DEFLATE_INVALID.items()
+    ),
     # close() while CONNECTING.
     sc(
         "close_during_connecting",
