@@ -126,23 +126,14 @@ class Transport:
         # so it holds few buffers and removing the first is cheap.
         self._out: list[Buffer] = []
         self._into: Optional[memoryview] = None
-        self._gather = False  # plain TCP: several buffers per system call (sendmsg)
         self._marks: Optional[deque[tuple[int, Any]]] = None  # made at the first token
         self._queued = 0  # bytes ever queued
         self._written = 0  # bytes ever handed to the kernel
         self._close_after_flush = False
         self._reading = True
-        # try_send_now: the owner's lock, under which it calls try_send_now and the socket closes.
-        self._send_lock: Any = None
-        self._direct = False  # plain TCP and open: try_send_now may write (set on the loop)
-        # caller_read: whoever reads the socket holds the gate (the loop while it reads and
-        # delivers, a caller thread while it reads and keeps what it read), so what one reads
-        # is handled before what the other reads next. While callers read, the loop stops
-        # watching the socket (_caller_paused) and looks again once they stopped for a lease.
-        self._gate = threading.RLock()
-        self._caller_last = 0.0  # when a caller last read (0: none since the loop took over)
-        self._caller_paused = False
-        self._caller_timer = False
+        # Writes and reads from other threads (try_send_now, caller_read) and sendmsg: one
+        # attribute, so the instance dict stays a compact shared-key one (29 attributes at most).
+        self._x = _Threads()
 
     # -- public --------------------------------------------------------------------------------
 
@@ -254,7 +245,7 @@ class Transport:
         owner's lock, which it holds around every ``try_send_now`` and every :meth:`write`
         (the socket is closed under it too, so a direct write never reaches a closed, or
         reused, descriptor)."""
-        self._send_lock = lock
+        self._x.send_lock = lock
 
     def try_send_now(self, data: Union[bytes, list[bytes]]) -> int:
         """From any thread, with the lock given to :meth:`allow_send_now` held: hand ``data``
@@ -265,7 +256,7 @@ class Transport:
         Nothing here is counted in :attr:`pending_bytes` or reported to ``write_done``: the
         caller queues what was not taken with :meth:`write`, as a new write.
         """
-        if not self._direct or self._out or self._stage != "open":
+        if not self._x.direct or self._out or self._stage != "open":
             return -1
         sock = self._sock
         assert sock is not None
@@ -293,16 +284,16 @@ class Transport:
         reading, or the stream ended: the loop reads the end itself and reports it as usual).
         """
         sock = self._sock
-        if not self._direct or not self._reading or self._stage != "open" or sock is None:
+        if not self._x.direct or not self._reading or self._stage != "open" or sock is None:
             return None
-        self._caller_last = time.monotonic()
+        self._x.caller_last = time.monotonic()
         if wait is None or wait > 0:
             try:
                 if not select.select((sock,), (), (), wait)[0]:
                     return False
             except (OSError, ValueError):  # closed meanwhile
                 return None
-        if not self._gate.acquire(False):
+        if not self._x.gate.acquire(False):
             return None
         try:
             if self._stage != "open":
@@ -319,7 +310,7 @@ class Transport:
             except OSError:
                 nbytes = 0
             if not nbytes:
-                self._caller_last = 0.0  # the loop reads the end (or the error) again itself
+                self._x.caller_last = 0.0  # the loop reads the end (or the error) again itself
                 self._loop.call_soon_threadsafe(self._caller_check)
                 return None
             if into is None:
@@ -327,21 +318,21 @@ class Transport:
             else:
                 self._into = into = None
                 received(nbytes)
-            self._caller_last = time.monotonic()
+            self._x.caller_last = time.monotonic()
             return True
         finally:
-            self._gate.release()
+            self._x.gate.release()
 
     def _caller_check(self) -> None:
         """The loop watches the socket again once no caller has read for a lease."""
-        left = self._caller_last + _CALLER_LEASE - time.monotonic() if self._caller_last else 0
+        left = self._x.caller_last + _CALLER_LEASE - time.monotonic() if self._x.caller_last else 0
         if left > 0:
             self._loop.call_later(left, self._caller_check)
             return
-        self._caller_timer = False
-        self._caller_last = 0.0
-        if self._caller_paused:
-            self._caller_paused = False
+        self._x.caller_timer = False
+        self._x.caller_last = 0.0
+        if self._x.caller_paused:
+            self._x.caller_paused = False
             self._update_events()
 
     def unwritten_tokens(self) -> list[Any]:
@@ -608,9 +599,11 @@ class Transport:
 
     def _open(self) -> None:
         self._stage = "open"
-        self._gather = hasattr(self._sock, "sendmsg") and not isinstance(self._sock, ssl.SSLSocket)
+        self._x.gather = hasattr(self._sock, "sendmsg") and not isinstance(
+            self._sock, ssl.SSLSocket
+        )
         # A TLS object must not be written by one thread while another reads it.
-        self._direct = self._gather and self._send_lock is not None
+        self._x.direct = self._x.gather and self._x.send_lock is not None
         self._set_events(READ if self._reading else 0)  # paused before it opened: stays so
         self._protocol.connection_made()
         if self._stage == "open" and self._out:
@@ -619,17 +612,17 @@ class Transport:
     # -- data ----------------------------------------------------------------------------------
 
     def _read(self) -> None:
-        last = self._caller_last
+        last = self._x.caller_last
         if last and time.monotonic() - last < _CALLER_LEASE:
             # A caller thread reads the socket (caller_read): leave it to it for now.
-            if not self._caller_paused:
-                self._caller_paused = True
+            if not self._x.caller_paused:
+                self._x.caller_paused = True
                 self._update_events()
-            if not self._caller_timer:
-                self._caller_timer = True
+            if not self._x.caller_timer:
+                self._x.caller_timer = True
                 self._loop.call_later(_CALLER_LEASE, self._caller_check)
             return
-        with self._gate:
+        with self._x.gate:
             self._read_gated()
 
     def _read_gated(self) -> None:
@@ -674,7 +667,7 @@ class Transport:
         out = self._out
         while out:
             try:
-                if self._gather and len(out) > 1:
+                if self._x.gather and len(out) > 1:
                     pieces = list(islice(out, _IOV_MAX))
                     want = sum(map(len, pieces))
                     sent = sock.sendmsg(pieces)
@@ -728,7 +721,7 @@ class Transport:
             return
         if want_write is None:
             want_write = bool(self._out)
-        reading = self._reading and not self._caller_paused
+        reading = self._reading and not self._x.caller_paused
         events = (READ if reading else 0) | (WRITE if want_write else 0)
         self._set_events(events)
 
@@ -771,9 +764,9 @@ class Transport:
                 self._events = 0
             try:
                 # Not while a caller reads it (caller_read) or writes to it (try_send_now).
-                with self._gate:
-                    if self._send_lock is not None:
-                        with self._send_lock:
+                with self._x.gate:
+                    if self._x.send_lock is not None:
+                        with self._x.send_lock:
                             self._sock.close()
                     else:
                         self._sock.close()
@@ -788,6 +781,34 @@ class Transport:
             self._protocol.connection_lost(exc)
         except Exception:
             logger.exception("internal error while closing a connection")
+
+
+class _Threads:
+    """A transport's state shared with other threads, and its sendmsg flag (see _x above)."""
+
+    __slots__ = (
+        "caller_last",
+        "caller_paused",
+        "caller_timer",
+        "direct",
+        "gate",
+        "gather",
+        "send_lock",
+    )
+
+    def __init__(self) -> None:
+        self.gather = False  # plain TCP: several buffers per system call (sendmsg)
+        # try_send_now: the owner's lock, under which it calls try_send_now and the socket closes.
+        self.send_lock: Any = None
+        self.direct = False  # plain TCP and open: try_send_now may write (set on the loop)
+        # caller_read: whoever reads the socket holds the gate (the loop while it reads and
+        # delivers, a caller thread while it reads and keeps what it read), so what one reads
+        # is handled before what the other reads next. While callers read, the loop stops
+        # watching the socket (caller_paused) and looks again once they stopped for a lease.
+        self.gate = threading.RLock()
+        self.caller_last = 0.0  # when a caller last read (0: none since the loop took over)
+        self.caller_paused = False
+        self.caller_timer = False
 
 
 def _tls_pending(sock: socket.socket) -> bool:
