@@ -160,6 +160,21 @@ IMPORTS = {
 }
 WORKER_TIMEOUT = 600.0
 
+# The asyncio clients of issue 17 (benchmarks/aio_workers.py): mesiboscript.aio against
+# websockets' asyncio client and picows' callbacks; aiohttp, above, is asyncio too.
+ASYNCIO_CLIENTS = {
+    "mesiboscript-aio": ("mesiboscript.aio", "import mesiboscript.aio"),
+    "websockets-asyncio": ("websockets (asyncio)", "import websockets.asyncio.client"),
+    "picows": ("picows", "import picows"),
+}
+for _name, (_short, _probe) in ASYNCIO_CLIENTS.items():
+    if _name not in CLIENTS:
+        CLIENTS = (*CLIENTS, _name)  # type: ignore[assignment]  # a longer tuple
+        SHORT[_name] = _short
+        IMPORTS[_name] = _probe
+        for _workload in ("pingpong", "pipelined", "binary", "text"):
+            WORKLOADS[_workload] += (_name,)
+
 
 def log(*args: object) -> None:
     print(*args, file=sys.stderr, flush=True)

@@ -812,6 +812,21 @@ CLIENTS: dict[str, Callable[[str, str, dict[str, Any]], Result]] = {
 WORKLOADS = ("pingpong", "pipelined", "binary", "text", "idle")
 
 
+def _aio_client(name: str) -> Callable[[str, str, dict[str, Any]], Result]:
+    """The asyncio clients of issue 17 (``aio_workers.py``), imported when one is run."""
+
+    def run(url: str, workload: str, p: dict[str, Any]) -> Result:
+        import aio_workers
+
+        return aio_workers.CLIENTS[name](url, workload, p)
+
+    return run
+
+
+for _name in ("mesiboscript-aio", "websockets-asyncio", "picows"):
+    CLIENTS.setdefault(_name, _aio_client(_name))  # a picows client of issue 18 stays
+
+
 def _blocking(client: Blocking, url: str, workload: str, p: dict[str, Any]) -> Result:
     if workload == "idle":
         return client.idle(url, p)

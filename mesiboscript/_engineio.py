@@ -26,6 +26,8 @@ servers connect the default namespace by themselves and report errors as a bare 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import json
 from dataclasses import dataclass, field
@@ -34,6 +36,8 @@ from typing import Any, Optional, Union
 from ._exceptions import MesiboScriptError
 
 __all__ = [
+    "PAYLOAD_BINARY",
+    "PAYLOAD_TEXT",
     "RESERVED_EVENTS",
     "DecodeError",
     "EnginePacket",
@@ -44,7 +48,9 @@ __all__ = [
     "SocketPacketType",
     "connect_error_data",
     "decode_engine_packet",
+    "decode_payload",
     "encode_engine_packet",
+    "encode_payload",
     "encode_socket_packet",
     "parse_handshake",
 ]
@@ -184,9 +190,17 @@ class SocketPacket:
 def _dumps(value: Any) -> str:
     # JSON.stringify's output: compact, UTF-8 as is; NaN and Infinity are not JSON.
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError as exc:
         raise ValueError(f"cannot send {value!r} as JSON: {exc}") from None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate cannot be UTF-8: escape it (and the rest) as \uXXXX, as
+            # JSON.stringify does since ES2019.
+            text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return text
 
 
 def _deconstruct(value: Any, attachments: list[bytes]) -> Any:
@@ -386,3 +400,169 @@ def connect_error_data(payload: Any) -> dict[str, Any]:
     if isinstance(payload, str):
         return {"message": payload}
     return {"message": "connect error", "data": payload}
+
+
+# -- HTTP long-polling payloads ----------------------------------------------------------------
+#
+# A polling request or response body carries several Engine.IO packets:
+# - v4: text packets joined by the record separator \x1e; a binary message is "b" + base64.
+# - v3, text encoding (Content-Type text/plain): "<length>:<packet>" repeated, the length counted
+#   in UTF-16 code units (JavaScript's string length); a binary message is "b4" + base64.
+# - v3, binary encoding (application/octet-stream, what engine.io 3 sends and takes when a
+#   packet is binary and the client supports binary): per packet a byte 0 (text) or 1 (binary),
+#   the length as one byte per decimal digit, 0xFF, then the packet: the UTF-8 of a text packet,
+#   or the type byte (4) and the bytes of a binary one.
+
+_RS = "\x1e"
+PAYLOAD_TEXT = "text/plain;charset=UTF-8"
+PAYLOAD_BINARY = "application/octet-stream"
+
+
+def encode_payload(packets: list[EnginePacket], version: int) -> tuple[bytes, str]:
+    """The body and Content-Type of a polling POST carrying ``packets``, oldest first."""
+    _check_version(version)
+    if version == 4:
+        parts = []
+        for packet in packets:
+            if isinstance(packet.data, (bytes, bytearray, memoryview)):
+                parts.append("b" + base64.b64encode(bytes(packet.data)).decode("ascii"))
+            else:
+                parts.append(f"{int(packet.type)}{packet.data}")
+        return _RS.join(parts).encode("utf-8"), PAYLOAD_TEXT
+    # engine.io-parser 1.x (socket.io 1.x) reads text payloads as UTF-8 inside a "binary string"
+    # and 2.x as plain text: both read the binary encoding alike, so anything but ASCII goes so.
+    if any(not isinstance(p.data, str) or not p.data.isascii() for p in packets):
+        out = bytearray()
+        for packet in packets:
+            encoded = encode_engine_packet(packet, 3)
+            if isinstance(encoded, str):
+                body, flag = encoded.encode("utf-8"), 0
+            else:
+                body, flag = encoded, 1
+            out.append(flag)
+            out.extend(int(d) for d in str(len(body)))
+            out.append(0xFF)
+            out.extend(body)
+        return bytes(out), PAYLOAD_BINARY
+    items = [f"{int(p.type)}{p.data!s}" for p in packets]  # all text here (ASCII)
+    text = "".join(f"{_js_length(item)}:{item}" for item in items)
+    return text.encode("utf-8"), PAYLOAD_TEXT
+
+
+def decode_payload(body: bytes, version: int, content_type: str = "") -> list[EnginePacket]:
+    """The packets of a polling response body (``content_type`` tells v3's two encodings apart).
+
+    Raises:
+        DecodeError: a body that is not a payload of that revision (bad lengths, bad base64,
+            bad UTF-8, unknown packet types, an empty body).
+    """
+    _check_version(version)
+    if not body:
+        raise DecodeError("an empty polling payload")
+    if version == 3 and (
+        content_type.split(";")[0].strip().lower() == PAYLOAD_BINARY
+        or (body[:1] in (b"\x00", b"\x01"))
+    ):
+        return _decode_v3_binary(body)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"a polling payload that is not UTF-8: {exc}") from None
+    if not text:
+        raise DecodeError("an empty polling payload")
+    if version == 4:
+        return [_decode_text_item(item, 4) for item in text.split(_RS)]
+    return _decode_v3_text(text)
+
+
+def _decode_text_item(item: str, version: int) -> EnginePacket:
+    if item.startswith("b"):
+        # v4: "b" + base64 of a message; v3: "b" + the type digit + base64.
+        data = item[1:]
+        if version == 3:
+            if not data.startswith("4"):
+                raise DecodeError(f"a base64 packet that is not a message: {item[:32]!r}")
+            data = data[1:]
+        try:
+            return EnginePacket(EnginePacketType.MESSAGE, base64.b64decode(data, validate=True))
+        except (ValueError, binascii.Error) as exc:
+            raise DecodeError(f"bad base64 in a polling payload: {exc}") from None
+    return decode_engine_packet(item, version)
+
+
+def _js_length(text: str) -> int:
+    """JavaScript's ``string.length``: UTF-16 code units."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _decode_v3_text(text: str) -> list[EnginePacket]:
+    units = text.encode("utf-16-le", "surrogatepass")
+    packets: list[EnginePacket] = []
+    i, n = 0, len(units) // 2
+    while i < n:
+        colon = i
+        digits = ""
+        while colon < n:
+            ch = units[2 * colon : 2 * colon + 2].decode("utf-16-le", "surrogatepass")
+            if ch == ":":
+                break
+            if not ("0" <= ch <= "9") or len(digits) > 9:
+                raise DecodeError(f"a v3 payload with a bad length at {i}: {text[:32]!r}")
+            digits += ch
+            colon += 1
+        if colon >= n or not digits:
+            raise DecodeError(f"a v3 payload without its length: {text[:32]!r}")
+        length = int(digits)
+        start, end = colon + 1, colon + 1 + length
+        if length == 0 or end > n:
+            raise DecodeError(f"a v3 payload whose length does not match: {text[:32]!r}")
+        try:
+            item = units[2 * start : 2 * end].decode("utf-16-le")
+        except UnicodeDecodeError:
+            raise DecodeError("a v3 payload length that splits a character") from None
+        packets.append(_decode_text_item(_inner_utf8(item), 3))
+        i = end
+    return packets
+
+
+def _inner_utf8(item: str) -> str:
+    """engine.io 1.x (socket.io 1.x) UTF-8-encodes each packet of a text payload into a string
+    of byte values (then sends that as UTF-8 again); 2.x does not. A packet made only of byte
+    values that form valid UTF-8 beyond ASCII is taken as 1.x's and decoded once more."""
+    if item.isascii() or max(item) > "\xff":
+        return item
+    try:
+        return item.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        return item
+
+
+def _decode_v3_binary(body: bytes) -> list[EnginePacket]:
+    packets: list[EnginePacket] = []
+    i, n = 0, len(body)
+    while i < n:
+        flag = body[i]
+        if flag not in (0, 1):
+            raise DecodeError(f"a v3 binary payload with a bad packet flag {flag} at {i}")
+        j = i + 1
+        length = 0
+        while j < n and body[j] != 0xFF:
+            if body[j] > 9 or j - i > 10:
+                raise DecodeError(f"a v3 binary payload with a bad length at {i}")
+            length = length * 10 + body[j]
+            j += 1
+        if j >= n or j == i + 1:
+            raise DecodeError("a v3 binary payload without its length")
+        start, end = j + 1, j + 1 + length
+        if length == 0 or end > n:
+            raise DecodeError("a v3 binary payload whose length does not match")
+        chunk = body[start:end]
+        if flag == 0:
+            try:
+                packets.append(_decode_text_item(chunk.decode("utf-8"), 3))
+            except UnicodeDecodeError:
+                raise DecodeError("a v3 binary payload with a text packet not UTF-8") from None
+        else:
+            packets.append(decode_engine_packet(chunk, 3))
+        i = end
+    return packets

@@ -28,7 +28,7 @@ class Inbox:
     """
 
     # One per connection: slots keep the 10 000-idle-connection footprint as it was.
-    __slots__ = ("_bytes", "_cond", "_max_bytes", "_max_items", "items", "paused")
+    __slots__ = ("_bytes", "_cond", "_max_bytes", "_max_items", "items", "paused", "watch")
 
     def __init__(
         self, cond: threading.Condition, max_bytes: int, max_items: Optional[int] = None
@@ -41,6 +41,9 @@ class Inbox:
         self.items: deque[Data] = _NO_ITEMS
         self._bytes = 0
         self.paused = False
+        #: Called after each put (on the putting thread, lock released): a reader that cannot block
+        #: a thread (``mesiboscript.aio``) is woken by it. It must be quick and never raise.
+        self.watch: Optional[Callable[[], None]] = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -59,13 +62,15 @@ class Inbox:
             items.append(data)
             self._bytes += len(data)
             self._cond.notify_all()
-            if self.paused or not (
+            pause = not self.paused and (
                 self._bytes > self._max_bytes
                 or (self._max_items is not None and len(self.items) > self._max_items)
-            ):
-                return False
-            self.paused = True
-            return True
+            )
+            if pause:
+                self.paused = True
+        if self.watch is not None:
+            self.watch()  # after the lock: the reader it wakes takes the lock at once
+        return pause
 
     def pop(self) -> Data:
         """The oldest item; the caller knows there is one."""
@@ -93,7 +98,8 @@ class Inbox:
         ``closed`` is called with the owner's lock held.
         """
         with self._cond:
-            self._cond.wait_for(lambda: bool(self.items) or closed(), timeout)
+            if timeout != 0:  # read(0) polls: Condition.wait(0) would cost a lock and a swap
+                self._cond.wait_for(lambda: bool(self.items) or closed(), timeout)
             if not self.items:
                 return False if closed() else None
             return self._pop_locked()

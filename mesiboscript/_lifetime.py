@@ -40,6 +40,7 @@ __all__ = [
     "exit_requested",
     "getOpenSessions",
     "getSession",
+    "green_threads",
     "library_thread",
     "open_session",
     "raise_if_exiting",
@@ -299,8 +300,15 @@ def library_thread() -> None:
     the process alive (seen: 1 run in 10 of a server script). Blocked here, signals always go to
     the main thread.
     """
-    if hasattr(signal, "pthread_sigmask"):
+    if hasattr(signal, "pthread_sigmask") and not green_threads():
         signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
+
+
+def green_threads() -> bool:
+    """True when ``threading`` is gevent's (``gevent.monkey.patch_all()``): the library's
+    "threads" are then greenlets on the main OS thread, whose signal mask is the main code's."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("threading"))
 
 
 def _install_sigint_handler() -> None:
@@ -343,17 +351,39 @@ def _interrupt_main() -> None:
     if not main.is_alive() or main.ident is None or threading.current_thread() is main:
         return  # the exit hook runs (or will): the notify woke it
     handler = signal.getsignal(signal.SIGINT)
+    if handler is not _on_sigint and handler is not signal.default_int_handler:
+        return  # the script's own handler: not ours to call
+    if green_threads():
+        # One OS thread: a signal's handler would run in whichever greenlet is current (this
+        # one). Throw the exit into the main greenlet instead, where it waits on gevent's hub.
+        import gevent
+
+        gevent.get_hub().loop.run_callback(_throw_into_main_greenlet)
+        return
     if handler is _on_sigint:
         with _cond:
             _signal_sent = True
-    elif handler is not signal.default_int_handler:
-        return  # the script's own handler: not ours to call
     if hasattr(signal, "pthread_kill"):
         signal.pthread_kill(main.ident, signal.SIGINT)  # also interrupts a blocking call
     else:  # Windows: the handler runs at the main thread's next bytecode
         import _thread
 
         _thread.interrupt_main()
+
+
+def _throw_into_main_greenlet() -> None:
+    """The gevent form of :func:`_interrupt_main` (runs in gevent's hub)."""
+    global _exit_raised
+    import gevent
+
+    with _cond:
+        exc = _exit
+        if exc is None or _exit_raised:
+            return
+        _exit_raised = True
+    main = gevent.get_hub().parent  # the greenlet that made the hub: the main code's
+    if main is not None and not main.dead:
+        main.throw(_like(exc))
 
 
 def _ended_by_ctrl_c() -> bool:

@@ -70,7 +70,7 @@ from ._validation import InvalidArgumentError, parse_url
 from ._wslink import DEFAULT_MAX_SIZE, WebSocketLink
 from .sansio.deflate import DeflateOptions
 
-__all__ = ["SendBufferFull", "Socket"]
+__all__ = ["SendBufferFull", "Socket", "read_nowait", "watch_inbox"]
 
 _STREAM_SCHEMES = ("sock", "socks")
 _WS_SCHEMES = ("ws", "wss", "http", "https")
@@ -770,3 +770,18 @@ class Socket(EventTarget):
         if self._retry_timer is not None:
             self._retry_timer.cancel()
             self._retry_timer = None
+
+
+def watch_inbox(s: Socket, callback: Optional[Callable[[], None]]) -> None:
+    """Call ``callback()`` each time :meth:`Socket.queue` keeps data (on the I/O thread): how
+    ``mesiboscript.aio`` learns that :func:`read_nowait` has something, backpressure kept."""
+    s._inbox.watch = callback
+
+
+def read_nowait(s: Socket) -> Union[str, bytes, bool, None]:
+    """What ``s.read(0)`` returns (the next chunk kept by ``queue``; ``None`` if none waits;
+    ``False`` once closed and drained), for a reader that must not block a thread."""
+    data = s._inbox.read(0, lambda: s._state == ReadyState.CLOSED)
+    if s._inbox.paused:
+        s._loop.call_soon_threadsafe(s._maybe_resume)
+    return data

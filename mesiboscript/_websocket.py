@@ -46,7 +46,14 @@ from ._wslink import DEFAULT_MAX_SIZE, WebSocketLink
 from .sansio.deflate import DeflateOptions
 from .sansio.frames import BINARY, TEXT
 
-__all__ = ["DEFAULT_MAX_SIZE", "WebSocket"]
+__all__ = [
+    "DEFAULT_MAX_SIZE",
+    "WebSocket",
+    "go_away",
+    "read_nowait",
+    "send_written",
+    "watch_inbox",
+]
 
 # Messages waiting for a handler or read(): past the high-water mark the socket is not read
 # (TCP backpressure reaches the server); reading resumes under the low-water mark.
@@ -365,13 +372,16 @@ class WebSocket(DOMEventTarget):
         with the reason (``InvalidStateError`` if not open, ``ConnectionClosed`` if it drops)."""
         if not isinstance(text, str):
             raise TypeError(f"sendTextAsync() takes a str, not {type(text).__name__}")
+        return self._send_future(TEXT, text.encode("utf-8"))
+
+    def _send_future(self, opcode: int, payload: bytes) -> Future[None]:
         future: Future[None] = Future()
         future.set_running_or_notify_cancel()
         state = self._link.state
         if state is not ReadyState.OPEN:
             future.set_exception(InvalidStateError(f"the session is {state.name}"))
             return future
-        if not self._queue(TEXT, text.encode("utf-8"), future):
+        if not self._queue(opcode, payload, future):
             with self._lock:
                 self._futures.discard(future)
             future.set_exception(InvalidStateError("the session closed"))
@@ -526,6 +536,38 @@ class WebSocket(DOMEventTarget):
             self._close_dispatched = True
             self._cond.notify_all()
         _lifetime.release(self)
+
+
+def watch_inbox(ws: WebSocket, callback: Optional[Callable[[], None]]) -> None:
+    """Call ``callback()`` on the I/O thread each time a message is kept in ``ws``'s inbox (no
+    message handler is set): how a reader that must not block a thread (``mesiboscript.aio``)
+    learns that ``read(0)`` has something, with the inbox's backpressure kept. A function, not a
+    method: ``help(WebSocket)`` shows the browser's API only."""
+    ws._inbox.watch = callback
+
+
+def read_nowait(ws: WebSocket) -> Union[str, bytes, bool, None]:
+    """The next message waiting in ``ws``'s inbox; ``None`` if none waits; ``False`` once closed
+    and drained. Never waits and never reads the socket on the calling thread (``read()`` may):
+    what arrives is read by the I/O thread, which :func:`watch_inbox` tells about."""
+    link = ws._link
+    data = ws._inbox.read(0, lambda: link.state is ReadyState.CLOSED)
+    if ws._inbox.paused:
+        ws._loop.call_soon_threadsafe(ws._maybe_resume)
+    return data
+
+
+def send_written(ws: WebSocket, data: SendData) -> Future[None]:
+    """``ws.send(data)`` with a Future that completes once the message is wholly written to the
+    socket (or fails, as ``sendTextAsync``'s): how ``mesiboscript.aio`` waits for a drain."""
+    opcode, payload = _encode(data)
+    return ws._send_future(opcode, payload)
+
+
+def go_away(ws: WebSocket) -> None:
+    """Close ``ws`` with 1001 (going away), a code ``close()`` keeps from scripts: what
+    ``mesiboscript.aio`` does to the connections of an event loop that is closing."""
+    ws._shutdown(1001, "")
 
 
 class _Listener:

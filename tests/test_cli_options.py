@@ -217,7 +217,7 @@ def test_serve_refuses_a_bad_script() -> None:
 
 def venv_without_extras(folder: Path, *extras: str) -> str:
     """A real virtual environment holding mesiboscript (this checkout, as ``pip install -e .``
-    adds it), its two required dependencies and only the ``extras`` packages named, linked from
+    adds it), its required dependencies and only the ``extras`` packages named, linked from
     the test environment: what a plain install gives, with no network. Its python's path."""
     import venv
 
@@ -230,7 +230,7 @@ def venv_without_extras(folder: Path, *extras: str) -> str:
         check=True,
     ).stdout.strip()
     (Path(site) / "mesiboscript-checkout.pth").write_text(ROOT + "\n")
-    for name in ("certifi", "websocket", *extras):
+    for name in ("certifi", "websocket", "h11", *extras):
         module = importlib.import_module(name)
         (Path(site) / name).symlink_to(os.path.dirname(str(module.__file__)))
     return str(python)

@@ -15,12 +15,13 @@ from mesiboscript import (
     ConnectionClosed,
     InvalidStateError,
     MessageData,
+    WebSocket,
     getOpenSessions,
     getSession,
 )
 from mesiboscript.server import ServerWebSocket, WebSocketServer
 
-from .helpers import TIMEOUT, wait_for
+from .helpers import TIMEOUT, Recorder, wait_for
 from .test_server import open_client
 
 
@@ -156,7 +157,9 @@ def test_send_from_another_thread_comes_after_a_handler_s_send(server: WebSocket
         assert sent_outside.wait(TIMEOUT)
 
     server.onNewConnection = on_new
-    ws, recorder = open_client(server.url)
+    # Not open_client(): the handler holds the I/O thread, which the client's open needs too.
+    ws = WebSocket(server.url)
+    recorder = Recorder(ws)
     conn = accepted.get(timeout=TIMEOUT)
     conn.send("from a thread")
     sent_outside.set()

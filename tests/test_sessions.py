@@ -218,7 +218,9 @@ def test_100k_messages_with_backpressure(servers: AsyncServers) -> None:
 
     server = servers.serve(handler)
     try:
-        ws = WebSocket(f"ws://127.0.0.1:{server.port}/")
+        # Uncompressed, so that one socket read carries a known number of messages (the bound
+        # below); compressed reads are bounded by test_deflate's zip-bomb tests.
+        ws = WebSocket(f"ws://127.0.0.1:{server.port}/", compression=None)
         assert ws.upgrade(TIMEOUT)
         wait_for(lambda: ws._inbox.paused)  # backpressure engaged: the client stopped reading
         assert not server_done.is_set()  # ... and the server cannot finish sending

@@ -471,7 +471,7 @@ def test_v4_server_refuses_v3(
         servers[kind] = start_server(kind)
     client = clients(servers[kind].url, protocol=3)
     (data,) = client.get("connect_error")
-    assert data["message"] == "websocket error"
+    assert data["message"] == "xhr poll error"  # HTTP 400 to the polling handshake
     assert data["description"]
 
 
@@ -517,7 +517,10 @@ def test_custom_path(own_servers: list[ServerProcess], clients: Callable[..., Cl
     own_servers.append(server)
     client = clients(server.url, path="/custom")
     client.connected()
-    wrong = clients(server.url, timeout=TIMEOUT)
+    wrong = clients(server.url, timeout=0.5)  # node's http server never answers that path
+    (data,) = wrong.get("connect_error")
+    assert data["message"] == "timeout"
+    wrong = clients(server.url, transports=["websocket"], timeout=TIMEOUT)
     (data,) = wrong.get("connect_error")
     assert data["message"] == "websocket error"
 
@@ -549,7 +552,7 @@ def test_ping_timeout_when_the_server_stalls(
 ) -> None:
     server = start_server(kind, heartbeat_ms=(100, 200))
     own_servers.append(server)
-    client = clients(server.url, close_timeout=0.5)
+    client = clients(server.url, close_timeout=0.5, reconnection=False)
     client.connected()
     server.pause()  # the process stops: no pings (v4), no pongs (v3), but TCP stays up
     try:
@@ -601,6 +604,10 @@ def test_unknown_handler_name_raises_with_a_hint() -> None:
 def test_refused_connection(clients: Callable[..., Client]) -> None:
     client = clients(f"http://127.0.0.1:{free_port()}")
     (data,) = client.get("connect_error")
+    assert data["message"] == "xhr poll error"
+    assert data["error"] == SocketError.ConnectionRefusedError
+    client = clients(f"http://127.0.0.1:{free_port()}", transports=["websocket"])
+    (data,) = client.get("connect_error")
     assert data["message"] == "websocket error"
     assert data["error"] == SocketError.ConnectionRefusedError
     assert client.sio.wait(TIMEOUT)
@@ -644,7 +651,7 @@ def test_handlers_set_late_miss_nothing(socketio4: ServerProcess) -> None:
 def test_a_late_connect_handler_hears_connect_before_a_new_event(socketio4: ServerProcess) -> None:
     """onconnect set after connect happened, then an event's handler, with that event already
     waiting to be read: connect is delivered first."""
-    sio = SocketIO(socketio4.url)
+    sio = SocketIO(socketio4.url, transports=["websocket"])
     try:
         got_auth = threading.Event()
         sio.on("auth", lambda auth: got_auth.set())  # sent right after connecting
@@ -654,7 +661,7 @@ def test_a_late_connect_handler_hears_connect_before_a_new_event(socketio4: Serv
         loop.call_soon_threadsafe(lambda: (held.set(), release.wait(TIMEOUT)))
         assert held.wait(TIMEOUT)  # the I/O thread is busy: nothing is read or delivered
         try:
-            ws = sio._ws
+            ws = sio._manager._link.websocket  # type: ignore[union-attr]
             sock = ws._link.socket if ws is not None else None
             assert sock is not None
             # Emit "echo" by hand (the I/O thread that would send it is held); the server

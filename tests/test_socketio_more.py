@@ -105,6 +105,7 @@ def clients() -> Any:
     made: list[Client] = []
 
     def make(url: str, *events: str, **options: Any) -> Client:
+        options.setdefault("transports", ["websocket"])  # the fake server is WebSocket only
         client = Client(url, *events, **options)
         made.append(client)
         return client
@@ -158,7 +159,7 @@ def test_a_second_open_packet_is_a_parse_error(fake: Any, clients: Any) -> None:
         return eio.until_closed()
 
     server, url = fake(talk)
-    client = clients(url, protocol=4)
+    client = clients(url, protocol=4, reconnection=False)
     client.connected()
     assert client.get("disconnect") == ("parse error",)
     assert client.sio.wait(TIMEOUT)
@@ -293,7 +294,7 @@ def test_close_after_the_server_disconnected_adds_nothing(
     answer.set()
     assert client.sio.wait(TIMEOUT)
     assert client.order == ["connect", "disconnect"]
-    assert "closed with acknowledgements outstanding" in caplog.text
+    assert "1 acknowledgement(s) lost with the connection" in caplog.text
 
 
 def test_emit_while_the_websocket_closes_sends_nothing(fake: Any, clients: Any) -> None:

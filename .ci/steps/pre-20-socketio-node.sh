@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real Socket.IO servers that tests/test_socketio.py talks to: a Botmaster bot (npm botmaster +
 # botmaster-socket.io 1.0.3, socket.io 1.7, Engine.IO v3) and a socket.io 4 server, installed from
-# tests/socketio_servers/package-lock.json. Without Node.js those tests skip, loudly here.
+# tests/socketio_servers/package-lock.json, plus socket.io 2.x (npm alias socket.io-v2, Engine.IO v3).
+# Without Node.js those tests skip, loudly here.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dir=tests/socketio_servers
@@ -20,7 +21,7 @@ echo "node $(node --version), npm $(npm --version)"
 (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 
 # Each server must start and report its port, or the tests would fail later for less clear reasons.
-for script in botmaster_echo_bot.js socketio4_echo_server.js; do
+for script in botmaster_echo_bot.js socketio2_echo_server.js socketio4_echo_server.js; do
     line=$(cd "$dir" && timeout 30 node -e "
         const { spawn } = require('child_process');
         const child = spawn(process.execPath, ['$script'], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -3,8 +3,8 @@
 It runs python-socketio's ASGI app on uvicorn in this process (the tests start it as a subprocess,
 so its threads and sockets stay out of theirs). Handlers mirror ``socketio4_echo_server.js``.
 
-Usage: python python_socketio_server.py [--ping-interval S] [--ping-timeout S]
-Listens on 127.0.0.1, a free port, and prints one JSON line: {"port": N}.
+Usage: python python_socketio_server.py [--port N] [--ping-interval S] [--ping-timeout S]
+Listens on 127.0.0.1 (port 0 = a free port), and prints one JSON line: {"port": N}.
 """
 
 from __future__ import annotations
@@ -75,11 +75,12 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ping-interval", type=float, default=25.0)
     parser.add_argument("--ping-timeout", type=float, default=20.0)
+    parser.add_argument("--port", type=int, default=0)
     options = parser.parse_args()
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", options.port))
     config = uvicorn.Config(
         build_app(options.ping_interval, options.ping_timeout),
         ws="wsproto",
