@@ -12,11 +12,14 @@ Clients:
     mesiboscript           the library under test, with only its required dependencies
     mesiboscript+speed     the same with the ``speed`` extra: websockets' C masking
     mesiboscript+wsaccel   the same with ``wsaccel`` (the fallback without websockets)
+    mesiboscript-read      the same, blocking: ``send()`` then ``read()`` from the main thread
+                           (the ArozOS way), no handler set
     websocket-client       ``create_connection`` and a blocking loop (the reference: ratio 1.00)
     websocket-client+wsaccel   the same with ``wsaccel``, which websocket-client uses by itself
     websocket-client-app   ``WebSocketApp`` callbacks (one thread per connection)
     websockets             ``websockets.sync.client.connect``
     aiohttp                ``ClientSession.ws_connect`` on asyncio
+    picows                 picows (Cython) on asyncio: a listener's ``on_ws_frame`` sends the next
     raw                    no client: the floor set by the server and the machine (see raw_socket)
 
 A client whose name has no ``+wsaccel`` runs with ``wsaccel`` made unimportable, and a mesiboscript
@@ -336,6 +339,25 @@ class Websockets(Blocking):
         return connect(url, max_size=MAX_SIZE).__enter__()
 
 
+class MesiboscriptRead(Blocking):
+    """mesiboscript's blocking face: ``send()`` and ``read()`` from the main thread, no handler
+    (the ArozOS port's loop); everything else as for websocket-client's loop."""
+
+    def connect(self, url: str) -> Any:
+        import mesiboscript
+
+        ws = mesiboscript.WebSocket(url, max_size=MAX_SIZE)
+        if not ws.upgrade(TIMEOUT):
+            raise ConnectionError(f"did not open: {ws.last_error!r}")
+        return ws
+
+    def recv(self, ws: Any) -> Any:
+        data = ws.read(TIMEOUT)
+        if not isinstance(data, (str, bytes)):
+            raise ConnectionError(f"read() returned {data!r}: {ws.last_error!r}")
+        return data
+
+
 # --------------------------------------------------------------------------- WebSocketApp
 
 
@@ -506,6 +528,90 @@ async def _aiohttp_idle(session: Any, url: str, p: dict[str, Any]) -> Result:
     t_all = time.perf_counter() - t0
     await asyncio.sleep(0)  # let the loop settle before _idle_result's sleep
     return _idle_result(n, batch, t_batch, t_all, rss0)
+
+
+# --------------------------------------------------------------------------- picows
+
+
+def picows_client(url: str, workload: str, p: dict[str, Any]) -> Result:
+    return asyncio.run(_picows_main(url, workload, p))
+
+
+async def _picows_main(url: str, workload: str, p: dict[str, Any]) -> Result:
+    """picows' own way: a listener whose ``on_ws_frame`` sends the next message (ping-pong and
+    large echoes) or counts echoes (pipelined, all sent from a coroutine first)."""
+    from picows import WSListener, WSMsgType, ws_connect
+
+    if workload == "idle":
+        raise ValueError("picows has no idle workload here")
+    payload = _payload(workload)
+    data = payload.encode() if isinstance(payload, str) else payload
+    msg_type = WSMsgType.TEXT if isinstance(payload, str) else WSMsgType.BINARY
+    clock = Clock()
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    warmup = WARMUP_PINGPONG if workload in ("pingpong", "pipelined") else WARMUP_LARGE
+    n = p.get("n", 0)
+    duration = p.get("duration", 0.0)
+    state: dict[str, Any] = {"count": 0, "parts": []}
+
+    class Listener(WSListener):
+        def on_ws_connected(self, transport: Any) -> None:
+            transport.send(msg_type, data)
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if frame.msg_type not in (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION):
+                return
+            if not frame.fin:  # a fragmented echo: keep the parts (the server sends none)
+                state["parts"].append(frame.get_payload_as_bytes())
+                return
+            if state["parts"]:
+                got: Any = b"".join([*state["parts"], frame.get_payload_as_bytes()])
+                state["parts"] = []
+            elif msg_type == WSMsgType.TEXT:
+                got = frame.get_payload_as_utf8_text()
+            else:
+                got = frame.get_payload_as_bytes()
+            if isinstance(got, bytes) and msg_type == WSMsgType.TEXT:
+                got = got.decode()
+            state["count"] += 1
+            count = state["count"]
+            if workload == "pipelined":
+                if count == warmup:
+                    done.set_result(None)
+                elif count == warmup + n:
+                    clock.stop()
+                    _check(got, payload)
+                    done.set_result(None)
+                elif count < warmup:
+                    transport.send(msg_type, data)
+                return
+            if count == warmup:
+                clock.start()
+            elif count > warmup and (
+                count - warmup >= n
+                if workload == "pingpong"
+                else time.perf_counter() - clock.t0 >= duration
+            ):
+                clock.stop()
+                _check(got, payload)
+                done.set_result(None)
+                return
+            transport.send(msg_type, data)
+
+    transport, _ = await ws_connect(Listener, url, max_frame_size=MAX_SIZE)
+    await asyncio.wait_for(done, TIMEOUT)
+    if workload == "pipelined":
+        done = loop.create_future()
+        clock.start()
+        for _ in range(n):
+            transport.send(msg_type, data)
+        await asyncio.wait_for(done, TIMEOUT)
+    transport.disconnect()
+    count = state["count"] - warmup
+    if workload in ("pingpong", "pipelined"):
+        return clock.result(count, "msgs/s")
+    return clock.result(count, "MB/s", _nbytes(payload) / 1e6)
 
 
 # --------------------------------------------------------------------------- mesiboscript
@@ -694,6 +800,8 @@ CLIENTS: dict[str, Callable[[str, str, dict[str, Any]], Result]] = {
     "mesiboscript": mesiboscript_client,
     "mesiboscript+speed": mesiboscript_client,
     "mesiboscript+wsaccel": mesiboscript_client,
+    "mesiboscript-read": lambda u, w, p: _blocking(MesiboscriptRead(), u, w, p),
+    "picows": picows_client,
     "websocket-client": lambda u, w, p: _blocking(WebsocketClient(), u, w, p),
     "websocket-client+wsaccel": lambda u, w, p: _blocking(WebsocketClient(), u, w, p),
     "websocket-client-app": websocket_app,

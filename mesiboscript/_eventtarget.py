@@ -421,6 +421,23 @@ class EventTarget:
                 return False
         return self._deliver_message_slowly(data)
 
+    def _message_listened(self) -> bool:
+        """A message handler or listener is set (or one set late waits for its delivery)."""
+        return bool(self._listeners.get("message")) or self._ev_late
+
+    def _keep_message(self, data: Union[str, bytes]) -> bool:
+        """A message read on a user thread (a blocking ``read()`` reads the socket itself while
+        no message handler is set): keep it in the inbox, and if a handler was set meanwhile,
+        have the I/O thread deliver it there. True when the inbox is past its mark."""
+        inbox = self._ev_inbox
+        assert inbox is not None
+        if not inbox.items:
+            self._ev_inbox_seq = self._ev_seq
+        pause = inbox.put(data)
+        if self._listeners.get("message"):
+            self._schedule_pending()
+        return pause
+
     def _deliver_message_slowly(self, data: Union[str, bytes]) -> bool:
         if self._ev_late:
             self._deliver_pending()

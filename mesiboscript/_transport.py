@@ -17,12 +17,15 @@ from __future__ import annotations
 import errno
 import functools
 import ipaddress
+import select
 import selectors
 import socket
 import ssl
+import threading
+import time
 from collections import deque
 from itertools import islice
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from ._constants import SocketError
 from ._exceptions import ConnectionFailed, socket_error_for
@@ -38,6 +41,8 @@ _SMALL = 16 * 1024  # writes under this are joined into one buffer (one system c
 _IOV_MAX = 128  # buffers per sendmsg (Linux allows 1024)
 _ATTEMPT_DELAY = 0.25  # RFC 8305's "Connection Attempt Delay": the next address starts after it
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+# After a caller thread read the socket (caller_read), the loop leaves it to callers this long.
+_CALLER_LEASE = 0.05
 
 Buffer = Union[bytes, bytearray, memoryview]
 _Socket = socket.socket  # the class's `socket` property hides the module in annotations
@@ -117,14 +122,18 @@ class Transport:
         self._handshake: Optional[Handshake] = None
         self._relay: Optional[_TunnelRelay] = None
         self._proxy_out = b""
-        self._out: deque[Buffer] = deque()
+        # A list, not a deque (an idle connection's deque costs 0.7 KB): small writes are joined,
+        # so it holds few buffers and removing the first is cheap.
+        self._out: list[Buffer] = []
         self._into: Optional[memoryview] = None
-        self._gather = False  # plain TCP: several buffers per system call (sendmsg)
-        self._marks: deque[tuple[int, Any]] = deque()
+        self._marks: Optional[deque[tuple[int, Any]]] = None  # made at the first token
         self._queued = 0  # bytes ever queued
         self._written = 0  # bytes ever handed to the kernel
         self._close_after_flush = False
         self._reading = True
+        # Writes and reads from other threads (try_send_now, caller_read) and sendmsg: one
+        # attribute, so the instance dict stays a compact shared-key one (29 attributes at most).
+        self._x = _Threads()
 
     # -- public --------------------------------------------------------------------------------
 
@@ -210,12 +219,15 @@ class Transport:
             size = self._append(out, data)  # type: ignore[arg-type]
         self._queued += size
         if token is not None:
-            self._marks.append((self._queued, token))
+            marks = self._marks
+            if marks is None:
+                marks = self._marks = deque()
+            marks.append((self._queued, token))
         if flush and self._stage == "open" and not self._events & WRITE:
             self._flush()
 
     @staticmethod
-    def _append(out: deque[Buffer], data: Buffer) -> int:
+    def _append(out: list[Buffer], data: Buffer) -> int:
         # Small writes join the last buffer (one system call for many frames); large ones are
         # queued as they are, never copied.
         size = len(data)
@@ -227,6 +239,105 @@ class Transport:
         else:
             out.append(bytearray(data))
         return size
+
+    def allow_send_now(self, lock: Any) -> None:
+        """Let :meth:`try_send_now` write from other threads, serialised by ``lock``: the
+        owner's lock, which it holds around every ``try_send_now`` and every :meth:`write`
+        (the socket is closed under it too, so a direct write never reaches a closed, or
+        reused, descriptor)."""
+        self._x.send_lock = lock
+
+    def try_send_now(self, data: Union[bytes, list[bytes]]) -> int:
+        """From any thread, with the lock given to :meth:`allow_send_now` held: hand ``data``
+        (a buffer, or a list of pieces) to the kernel now, without blocking: the bytes it took,
+        or -1 when it may not (not open yet or any more, TLS, or writes are queued: the caller
+        queues ``data`` with :meth:`write` instead, which keeps the order).
+
+        Nothing here is counted in :attr:`pending_bytes` or reported to ``write_done``: the
+        caller queues what was not taken with :meth:`write`, as a new write.
+        """
+        if not self._x.direct or self._out or self._stage != "open":
+            return -1
+        sock = self._sock
+        assert sock is not None
+        try:
+            if type(data) is list:
+                return sock.sendmsg(data[:_IOV_MAX])
+            return sock.send(data)  # type: ignore[arg-type]
+        except _WOULD_BLOCK:
+            return 0
+        except OSError:
+            return 0  # the loop sees the error on its next read or write and ends the stream
+
+    def caller_read(
+        self, wait: Optional[float], received: Callable[[Union[bytes, int]], None]
+    ) -> Optional[bool]:
+        """From a thread other than the loop's (a blocking ``read()``): wait up to ``wait``
+        seconds for bytes, read what the socket holds without blocking, and hand it to
+        ``received`` (the bytes; or their count, read into the buffer :meth:`read_into` set,
+        which ``received`` may set again) with the read gate held: what the loop reads cannot
+        come in between. No wake-up of the loop: it stops watching the socket while callers
+        read it, and takes over again when none has read for a moment.
+
+        Returns True when bytes were handed over, False when none came within ``wait``, and
+        None when the caller may not read now (not open, TLS, reading paused, the loop is
+        reading, or the stream ended: the loop reads the end itself and reports it as usual).
+        """
+        sock = self._sock
+        if not self._x.direct or not self._reading or self._stage != "open" or sock is None:
+            return None
+        self._x.caller_last = time.monotonic()
+        if wait is None or wait > 0:
+            try:
+                if not select.select((sock,), (), (), wait)[0]:
+                    return False
+            except (OSError, ValueError):  # closed meanwhile
+                return None
+        if not self._x.gate.acquire(False):
+            return None
+        try:
+            if self._stage != "open":
+                return None
+            into = self._into
+            try:
+                if into is None:
+                    data = sock.recv(_RECV_SIZE)
+                    nbytes = len(data)
+                else:
+                    nbytes = sock.recv_into(into)
+            except _WOULD_BLOCK:
+                return False
+            except OSError:
+                nbytes = 0
+            if not nbytes:
+                self._x.caller_last = 0.0  # the loop reads the end (or the error) again itself
+                self._loop.call_soon_threadsafe(self._caller_check)
+                return None
+            if into is None:
+                received(data)
+            else:
+                self._into = into = None
+                received(nbytes)
+            self._x.caller_last = time.monotonic()
+            return True
+        finally:
+            self._x.gate.release()
+
+    def _caller_check(self) -> None:
+        """The loop watches the socket again once no caller has read for a lease."""
+        left = self._x.caller_last + _CALLER_LEASE - time.monotonic() if self._x.caller_last else 0
+        if left > 0:
+            self._loop.call_later(left, self._caller_check)
+            return
+        self._x.caller_timer = False
+        self._x.caller_last = 0.0
+        if self._x.caller_paused:
+            self._x.caller_paused = False
+            self._update_events()
+
+    def unwritten_tokens(self) -> list[Any]:
+        """The tokens of writes not wholly handed to the kernel, oldest first."""
+        return [token for _, token in self._marks] if self._marks else []
 
     def read_into(self, buffer: Optional[memoryview]) -> None:
         """Fill ``buffer`` with what arrives next (``protocol.buffer_updated``), not ``recv``.
@@ -488,7 +599,11 @@ class Transport:
 
     def _open(self) -> None:
         self._stage = "open"
-        self._gather = hasattr(self._sock, "sendmsg") and not isinstance(self._sock, ssl.SSLSocket)
+        self._x.gather = hasattr(self._sock, "sendmsg") and not isinstance(
+            self._sock, ssl.SSLSocket
+        )
+        # A TLS object must not be written by one thread while another reads it.
+        self._x.direct = self._x.gather and self._x.send_lock is not None
         self._set_events(READ if self._reading else 0)  # paused before it opened: stays so
         self._protocol.connection_made()
         if self._stage == "open" and self._out:
@@ -497,6 +612,20 @@ class Transport:
     # -- data ----------------------------------------------------------------------------------
 
     def _read(self) -> None:
+        last = self._x.caller_last
+        if last and time.monotonic() - last < _CALLER_LEASE:
+            # A caller thread reads the socket (caller_read): leave it to it for now.
+            if not self._x.caller_paused:
+                self._x.caller_paused = True
+                self._update_events()
+            if not self._x.caller_timer:
+                self._x.caller_timer = True
+                self._loop.call_later(_CALLER_LEASE, self._caller_check)
+            return
+        with self._x.gate:
+            self._read_gated()
+
+    def _read_gated(self) -> None:
         sock = self._sock
         assert sock is not None
         data = b""
@@ -538,7 +667,7 @@ class Transport:
         out = self._out
         while out:
             try:
-                if self._gather and len(out) > 1:
+                if self._x.gather and len(out) > 1:
                     pieces = list(islice(out, _IOV_MAX))
                     want = sum(map(len, pieces))
                     sent = sock.sendmsg(pieces)
@@ -555,7 +684,7 @@ class Transport:
             while left:
                 chunk = out[0]
                 if left >= len(chunk):
-                    out.popleft()
+                    del out[0]
                     left -= len(chunk)
                 else:
                     # Keep the rest without copying large payloads; small buffers are copied so
@@ -578,6 +707,7 @@ class Transport:
 
     def _fire_marks(self) -> None:
         marks = self._marks
+        assert marks is not None
         written = self._written
         # A listener may close the transport in write_done: nothing is reported after that.
         while marks and marks[0][0] <= written and self._stage == "open":
@@ -591,7 +721,8 @@ class Transport:
             return
         if want_write is None:
             want_write = bool(self._out)
-        events = (READ if self._reading else 0) | (WRITE if want_write else 0)
+        reading = self._reading and not self._x.caller_paused
+        events = (READ if reading else 0) | (WRITE if want_write else 0)
         self._set_events(events)
 
     def _set_events(self, events: int) -> None:
@@ -632,7 +763,13 @@ class Transport:
                 self._loop.remove(self._sock)
                 self._events = 0
             try:
-                self._sock.close()
+                # Not while a caller reads it (caller_read) or writes to it (try_send_now).
+                with self._x.gate:
+                    if self._x.send_lock is not None:
+                        with self._x.send_lock:
+                            self._sock.close()
+                    else:
+                        self._sock.close()
             except OSError:
                 pass
         self._out.clear()
@@ -644,6 +781,34 @@ class Transport:
             self._protocol.connection_lost(exc)
         except Exception:
             logger.exception("internal error while closing a connection")
+
+
+class _Threads:
+    """A transport's state shared with other threads, and its sendmsg flag (see _x above)."""
+
+    __slots__ = (
+        "caller_last",
+        "caller_paused",
+        "caller_timer",
+        "direct",
+        "gate",
+        "gather",
+        "send_lock",
+    )
+
+    def __init__(self) -> None:
+        self.gather = False  # plain TCP: several buffers per system call (sendmsg)
+        # try_send_now: the owner's lock, under which it calls try_send_now and the socket closes.
+        self.send_lock: Any = None
+        self.direct = False  # plain TCP and open: try_send_now may write (set on the loop)
+        # caller_read: whoever reads the socket holds the gate (the loop while it reads and
+        # delivers, a caller thread while it reads and keeps what it read), so what one reads
+        # is handled before what the other reads next. While callers read, the loop stops
+        # watching the socket (caller_paused) and looks again once they stopped for a lease.
+        self.gate = threading.RLock()
+        self.caller_last = 0.0  # when a caller last read (0: none since the loop took over)
+        self.caller_paused = False
+        self.caller_timer = False
 
 
 def _tls_pending(sock: socket.socket) -> bool:

@@ -13,6 +13,7 @@ import base64
 import json
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import Future
@@ -58,6 +59,9 @@ __all__ = [
 # (TCP backpressure reaches the server); reading resumes under the low-water mark.
 _HIGH_WATER_BYTES = 1024 * 1024
 _HIGH_WATER_COUNT = 4096
+# read() reading the socket itself waits this long at most per look (and then looks again at
+# the connection's state: a socket closed meanwhile does not end a wait for it).
+_READ_SLICE = 0.1
 SendData = Union[str, bytes, bytearray, memoryview, dict, list]  # type: ignore[type-arg]
 
 
@@ -447,10 +451,37 @@ class WebSocket(DOMEventTarget):
         every message has been read."""
         not_on_loop(self._loop, "read", "onmessage")
         link = self._link
-        data = self._inbox.read(timeout, lambda: link.state is ReadyState.CLOSED)
-        if self._inbox.paused:
+        inbox = self._inbox
+        if not inbox.items and not self._message_listened():
+            # No handler takes the messages: read the socket on this thread (no hand-off to
+            # the I/O thread and back) while it may, and wait for the I/O thread else.
+            deadline = None if timeout is None else time.monotonic() + timeout
+            keep = self._keep_read
+            while True:
+                wait = _READ_SLICE
+                if deadline is not None:
+                    wait = min(wait, max(0.0, deadline - time.monotonic()))
+                got = link.read_here(wait, keep)
+                if inbox.items:
+                    break
+                if got is None or self._message_listened():
+                    if deadline is not None:
+                        timeout = max(0.0, deadline - time.monotonic())
+                    break
+                if got is False and deadline is not None and time.monotonic() >= deadline:
+                    return None
+        data = inbox.read(timeout, lambda: link.state is ReadyState.CLOSED)
+        if inbox.paused:
             self._loop.call_soon_threadsafe(self._maybe_resume)
         return data
+
+    def _keep_read(self, messages: list[Union[str, bytes]]) -> None:
+        """Messages read() read on its own thread: kept in the inbox, in order."""
+        pause = False
+        for data in messages:
+            pause = self._keep_message(data) or pause
+        if pause:
+            self._loop.call_soon_threadsafe(self._link.pause_reading)
 
     # -- closing ---------------------------------------------------------------------------
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from ._constants import ReadyState, SocketError
 from ._exceptions import ConnectionFailed
@@ -29,7 +28,7 @@ from ._validation import ParsedURL
 from .sansio.connection import ClientConnection
 from .sansio.deflate import DeflateOptions
 from .sansio.events import Message, Opened
-from .sansio.frames import BINARY, TEXT, build_frame
+from .sansio.frames import BINARY, TEXT, Frame, build_frame
 
 __all__ = ["DEFAULT_MAX_SIZE", "WebSocketLink"]
 
@@ -107,8 +106,8 @@ class WebSocketLink(TransportListener):
         self._close_timeout = close_timeout
         self._transport: Optional[Transport] = None
         self._pump_scheduled = False  # under cond
-        # What the transport has not written yet: (the owner's token, the payload's size), in order.
-        self._pending: deque[tuple[object, int]] = deque()
+        # Direct sends and reads from other threads (send_threadsafe, read_here).
+        self._hot = _Hot()  # one attribute: the instance dict stays a small shared-key one
         self._rejected: list[object] = []  # tokens of writes the core refused (closing)
         # bufferedAmount = accepted - written: each counter has one writer (senders under cond;
         # the I/O thread), so a write completing takes no lock.
@@ -139,12 +138,19 @@ class WebSocketLink(TransportListener):
     def send_threadsafe(
         self, opcode: int, payload: Buffer, token: object = None, compress: bool = True
     ) -> bool:
-        """Queue a message from any thread; False when the core refused it (not OPEN, or our
-        close frame is out). It is written on the I/O thread's next turn, with whatever else was
-        queued meanwhile (one system call for the batch). :attr:`buffered` counts it either way
-        (the standard's ``bufferedAmount`` grows even once closing has begun). With
+        """Send a message from any thread; False when the core refused it (not OPEN, or our
+        close frame is out). :attr:`buffered` counts what is not in the kernel yet (the
+        standard's ``bufferedAmount`` grows even once closing has begun). With
         permessage-deflate agreed the core compresses it under the lock (the compressor's
-        context follows the wire's order), unless ``compress`` is false."""
+        context follows the wire's order), unless ``compress`` is false.
+
+        Right after a message came in (the request/response pattern: ``read()`` or a handler
+        answering), and with nothing queued, the frame goes to the kernel at once from this
+        thread (:meth:`Transport.try_send_now`, under the lock, so nothing can overtake it or
+        be overtaken): no wake-up of the I/O thread. Otherwise, or for what the kernel did not
+        take, it is queued and written on the I/O thread's next turn, with whatever else was
+        queued meanwhile (one system call for a batch: a stream of sends costs one wake-up per
+        batch, not a system call per message)."""
         size = len(payload)
         if compress and self.core.deflate is not None:
             with self._lock:
@@ -156,16 +162,77 @@ class WebSocketLink(TransportListener):
                 self._pump_scheduled = True
             self._loop.call_soon_threadsafe(self._pump)
             return True
-        frame = build_frame(opcode, payload)  # masked before the lock: the I/O thread reads on
+        frame: Optional[Frame] = build_frame(opcode, payload)  # masked before the lock
         with self._lock:
+            if (
+                self._hot.rx_count != self._hot.rx_direct
+                and token is None
+                and not self._pump_scheduled
+                and not self._hot.io_writing
+                and self.core.can_send
+                and not self.core.has_data_to_send
+                and self._transport is not None
+                and not self._loop.in_loop_thread()  # handlers' sends wait for the pump
+            ):
+                sent = self._transport.try_send_now(frame)  # type: ignore[arg-type]
+                if sent >= 0:
+                    self._hot.rx_direct = self._hot.rx_count
+                    frame = _unsent(frame, sent)  # type: ignore[arg-type]
+                    if frame is None:
+                        return True
             self._accepted += size
-            if not self.core.send_frame(frame, (token, size)):
+            if not self.core.send_frame(frame, (token, size)):  # type: ignore[arg-type]
                 return False
             if self._pump_scheduled:
                 return True
             self._pump_scheduled = True
         self._loop.call_soon_threadsafe(self._pump)
         return True
+
+    def read_here(
+        self, wait: Optional[float], keep: Callable[[list[Union[str, bytes]]], None]
+    ) -> Optional[bool]:
+        """A blocking ``read()`` with no message handler reads the socket itself, on its own
+        thread (:meth:`Transport.caller_read`): the messages it completes go to ``keep``, in
+        order, before anything the I/O thread reads later. Pongs, a close frame and a protocol
+        violation are the I/O thread's to answer: it is called for them (rare, one wake-up).
+
+        Returns True when bytes were read, False when none came within ``wait``, None when the
+        caller must wait for the I/O thread instead (not open, TLS, frames held back, ...).
+        """
+        transport = self._transport
+        if transport is None or self._ended:
+            return None
+        with self._lock:
+            if self.core.state is not ReadyState.OPEN or self.core.has_held_events:
+                return None
+        self._hot.keep = keep
+        return transport.caller_read(wait, self._caller_received)
+
+    def _caller_received(self, got: Union[bytes, int]) -> None:
+        # On the caller's thread, with the transport's read gate held (see read_here).
+        self._last_rx = time.monotonic()
+        self._hot.rx_count += 1
+        core = self.core
+        with self._lock:
+            before = core.state
+            events = core.receive_data(got) if type(got) is bytes else core.receive_into(got)  # type: ignore[arg-type]
+            if core.state is not before:
+                self.cond.notify_all()
+            want = core.want
+            later = core.has_held_events or core.state is not ReadyState.OPEN
+            pump = not later and core.has_data_to_send and not self._pump_scheduled
+            if pump:
+                self._pump_scheduled = True
+        if want is not None and self._transport is not None:
+            self._transport.read_into(want)
+        messages = [event.data for event in events if type(event) is Message]
+        if messages:
+            self._hot.keep(messages)
+        if later:
+            self._loop.call_soon_threadsafe(self._after_input, [], False)
+        elif pump:
+            self._loop.call_soon_threadsafe(self._pump)
 
     def close_threadsafe(self, code: Optional[int], reason: bytes) -> None:
         """Start closing from any thread (the core decides what that means in its state)."""
@@ -196,6 +263,7 @@ class WebSocketLink(TransportListener):
         )
         if self._connect_timeout is not None:
             self._timer = self._loop.call_later(self._connect_timeout, self._on_connect_timeout)
+        self._transport.allow_send_now(self._lock)
         self._transport.start()
 
     def write(self, data: Buffer, token: object = None, *, text: bool = False) -> None:
@@ -253,18 +321,23 @@ class WebSocketLink(TransportListener):
             state = self.core.state
             must_close = self.core.must_close_transport
             opened = self.core.opened
+            # Until these are on the transport's queue, no direct send may overtake them.
+            self._hot.io_writing = bool(frames)
         transport = self._transport
         if transport is None:
+            self._hot.io_writing = False
             if state >= ReadyState.CLOSING:
                 self._end(None)  # closed or failed before the connection started
             return
         if frames:
+            if len(frames) > 1:
+                frames = _coalesce(frames)
             last = len(frames) - 1
-            pending = self._pending
-            for i, (frame, token) in enumerate(frames):
-                if token is not None:
-                    pending.append(token)  # type: ignore[arg-type]
-                transport.write(frame, token, i == last)
+            try:
+                for i, (frame, token) in enumerate(frames):
+                    transport.write(frame, token, i == last)
+            finally:
+                self._hot.io_writing = False
         if state < ReadyState.CLOSING or self._ended:
             return
         if must_close:
@@ -297,7 +370,12 @@ class WebSocketLink(TransportListener):
 
     def data_received(self, data: bytes) -> None:
         self._last_rx = time.monotonic()
+        self._hot.rx_count += 1
         with self._lock:
+            # Sends made while this input is handled (handlers, other threads) are queued and
+            # written together after the handlers (_after_input), as the standard's event loop
+            # does: no wake-up and no direct send meanwhile (bufferedAmount counts them).
+            self._pump_scheduled = True
             before = self.core.state
             events = self.core.receive_data(data)
             if self.core.state is not before:
@@ -306,17 +384,22 @@ class WebSocketLink(TransportListener):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._last_rx = time.monotonic()
+        self._hot.rx_count += 1
         with self._lock:
+            # Sends made while this input is handled (handlers, other threads) are queued and
+            # written together after the handlers (_after_input), as the standard's event loop
+            # does: no wake-up and no direct send meanwhile (bufferedAmount counts them).
+            self._pump_scheduled = True
             before = self.core.state
             events = self.core.receive_into(nbytes)
             if self.core.state is not before:
                 self.cond.notify_all()
         self._after_input(events)
 
-    def _after_input(self, events: list[Any]) -> None:
+    def _after_input(self, events: list[Any], reading: bool = True) -> None:
         core = self.core
         want = core.want
-        if want is not None and self._transport is not None:
+        if want is not None and self._transport is not None and reading:
             self._transport.read_into(want)
         deliver = self._deliver
         while True:
@@ -339,6 +422,12 @@ class WebSocketLink(TransportListener):
         # Pongs, a close frame's echo and what handlers sent go out now, in one write.
         if core.has_data_to_send or core.state >= ReadyState.CLOSING:
             self._pump()
+            return
+        with self._lock:
+            if not core.has_data_to_send:  # else a sender queued since, counting on this pump
+                self._pump_scheduled = False
+                return
+        self._pump()
 
     def _opened(self) -> None:
         self._cancel_timer()
@@ -348,9 +437,6 @@ class WebSocketLink(TransportListener):
         self._listener.link_up(self)
 
     def write_done(self, token: Any) -> None:
-        pending = self._pending
-        if pending and pending[0] is token:
-            pending.popleft()
         owner_token, size = token
         self._written += size
         if owner_token is not None:
@@ -370,8 +456,9 @@ class WebSocketLink(TransportListener):
         with self._lock:
             closed = self.core.connection_lost(exc)
             self.cond.notify_all()
-        unsent = (*(t for t, _ in self._pending if t is not None), *self._rejected)
-        self._pending.clear()
+        # What the transport has not written yet: (the owner's token, the payload's size), in order.
+        written = self._transport.unwritten_tokens() if self._transport is not None else []
+        unsent = (*(t for t, _ in written if t is not None), *self._rejected)
         self._rejected.clear()
         failure, cause = closed.failure, closed.cause
         if self._aborted is not None:
@@ -428,3 +515,61 @@ class WebSocketLink(TransportListener):
                 f"no reply within {self._ping_timeout} s of a ping", SocketError.SocketTimeoutError
             )
         )
+
+
+def _coalesce(frames: list[tuple[Frame, Any]]) -> list[tuple[Frame, Any]]:
+    """Small frames no owner waits for (``send()``'s, pongs, a close frame) joined into one
+    write with one token: a batch of 10 000 pipelined messages is one transport write and one
+    ``write_done`` rather than 10 000 (their sizes add up in the token: bufferedAmount is
+    exact once the batch is in the kernel). Writes an owner waits for stay on their own."""
+    out: list[tuple[Frame, Any]] = []
+    batch: list[bytes] = []
+    size = 0
+    for frame, token in frames:
+        if type(frame) is bytes and (token is None or token[0] is None):
+            batch.append(frame)
+            if token is not None:
+                size += token[1]
+            continue
+        if batch:
+            out.append((b"".join(batch), (None, size) if size else None))
+            batch = []
+            size = 0
+        out.append((frame, token))
+    if batch:
+        out.append((b"".join(batch), (None, size) if size else None))
+    return out
+
+
+class _Hot:
+    """A link's state for direct sends and reads (see send_threadsafe and read_here), apart
+    from the link: a 30th attribute would make every link's instance dict five times larger
+    (CPython keeps up to 29 attributes in a compact shared-key dict)."""
+
+    __slots__ = ("io_writing", "keep", "rx_count", "rx_direct")
+
+    def __init__(self) -> None:
+        # The I/O thread is between taking the core's frames and queueing them on the
+        # transport (set under the lock): no direct send may overtake them.
+        self.io_writing = False
+        # Reads so far, and at the last direct send: at most one direct send per read (a
+        # stream of sends is batched by the I/O thread instead).
+        self.rx_count = 0
+        self.rx_direct = 0
+        self.keep: Callable[[list[Union[str, bytes]]], None] = _ignore  # read_here's
+
+
+def _ignore(messages: list[Union[str, bytes]]) -> None:
+    pass
+
+
+def _unsent(frame: Frame, sent: int) -> Optional[Frame]:
+    """What of ``frame`` (a buffer or a list of pieces) is left after ``sent`` bytes went out."""
+    if type(frame) is not list:
+        return frame[sent:] if sent < len(frame) else None
+    for i, piece in enumerate(frame):
+        if sent < len(piece):
+            rest = memoryview(piece)[sent:] if sent else piece
+            return [rest, *frame[i + 1 :]]  # type: ignore[list-item]
+        sent -= len(piece)
+    return None
