@@ -555,7 +555,7 @@ async def _picows_main(url: str, workload: str, p: dict[str, Any]) -> Result:
     duration = p.get("duration", 0.0)
     state: dict[str, Any] = {"count": 0, "parts": []}
 
-    class Listener(WSListener):
+    class Listener(WSListener):  # type: ignore[misc,unused-ignore]  # Any without picows
         def on_ws_connected(self, transport: Any) -> None:
             transport.send(msg_type, data)
 
