@@ -80,6 +80,13 @@ def prompt_line(term: Tmux) -> str:
     return term.lines()[-1]
 
 
+def wait_ready(term: Tmux) -> None:
+    """Connected, and the prompt is up: keys typed earlier are echoed by the terminal itself
+    (readline has not taken the terminal yet), as they are before any line editor starts."""
+    term.wait_for("(press CTRL+C to quit)")
+    term.wait_for(lambda: prompt_line(term) == ">", "the prompt")
+
+
 def after_exit(term: Tmux, status: int) -> list[str]:
     """Wait for the program to end with ``status``; the lines it left (``stty`` output cut)."""
     term.wait_for("(stty done)")
@@ -95,8 +102,7 @@ def after_exit(term: Tmux, status: int) -> list[str]:
 
 def test_editing_history_and_a_message_while_typing(peer: Peer) -> None:
     with connect(peer.url) as term:
-        term.wait_for("(press CTRL+C to quit)")
-        term.wait_for(lambda: prompt_line(term) == ">", "the prompt")
+        wait_ready(term)
 
         # Line editing: the cursor moves back, a letter goes in mid-line.
         term.type("hello wrld")
@@ -143,7 +149,7 @@ def test_editing_history_and_a_message_while_typing(peer: Peer) -> None:
 
 def test_the_server_closes_while_the_user_types(peer: Peer) -> None:
     with connect(peer.url) as term:
-        term.wait_for("(press CTRL+C to quit)")
+        wait_ready(term)
         term.type("never sent")
         term.wait_for(lambda: prompt_line(term) == "> never sent", "the typed line")
         peer.close(4000, "bye\x1b[31m")
@@ -155,7 +161,7 @@ def test_the_server_closes_while_the_user_types(peer: Peer) -> None:
 
 def test_ctrl_c_closes_and_restores_the_terminal(peer: Peer) -> None:
     with connect(peer.url) as term:
-        term.wait_for("(press CTRL+C to quit)")
+        wait_ready(term)
         term.type("half a line")
         term.wait_for(lambda: prompt_line(term) == "> half a line", "the typed line")
         term.keys("C-c")
@@ -166,7 +172,7 @@ def test_ctrl_c_closes_and_restores_the_terminal(peer: Peer) -> None:
 
 def test_colour_on_a_terminal_unless_no_color(peer: Peer) -> None:
     with connect(peer.url) as term:
-        term.wait_for("(press CTRL+C to quit)")
+        wait_ready(term)
         peer.send("blue")
         term.wait_for("< blue")
         coloured = term.screen(colours=True)
@@ -175,7 +181,7 @@ def test_colour_on_a_terminal_unless_no_color(peer: Peer) -> None:
         term.keys("C-d")
         after_exit(term, 0)
     with connect(peer.url, env="NO_COLOR=1") as term:
-        term.wait_for("(press CTRL+C to quit)")
+        wait_ready(term)
         peer.send("plain")
         term.wait_for("< plain")
         assert "\x1b[3" not in term.screen(colours=True)
@@ -186,7 +192,7 @@ def test_colour_on_a_terminal_unless_no_color(peer: Peer) -> None:
 def test_a_message_while_a_long_line_wraps(peer: Peer) -> None:
     """The typed line is longer than the terminal is wide: all its rows are redrawn, once."""
     with connect(peer.url) as term:
-        term.wait_for("(press CTRL+C to quit)")
+        wait_ready(term)
         typed = "".join(f"{n:03d}-" for n in range(40))  # 160 characters on a 100-column screen
         term.type(typed)
         term.wait_for(lambda: "".join(term.lines()[-2:]) == "> " + typed, "the wrapped line")
@@ -206,7 +212,7 @@ def test_a_burst_of_messages_while_typing_and_sending(peer: Peer) -> None:
     """Messages arrive without pause while lines are typed and sent: every message is shown on
     a line of its own, the prompt is on the last line only, and what is typed arrives whole."""
     with connect(peer.url) as term:
-        term.wait_for("(press CTRL+C to quit)")
+        wait_ready(term)
         stop = threading.Event()
 
         def flood() -> None:
