@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -159,7 +160,7 @@ class Namespace(StrictHandlers, EventTarget):
         self._early: list[tuple[str, list[Any], Optional[int]]] = []
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._manager.url} {self._name} {self._state}>"
+        return f"<{type(self).__name__} {self._manager.display} {self._name} {self._state}>"
 
     # -- properties ------------------------------------------------------------------------
 
@@ -326,11 +327,11 @@ class Namespace(StrictHandlers, EventTarget):
         with self._lock:
             if self._finished or self._close_requested:
                 if ack is not None and ack.future is not None:
-                    raise ConnectionClosed(f"{self._name} on {self._manager.url} is closed")
+                    raise ConnectionClosed(f"{self._name} on {self._manager.display} is closed")
                 return -1
             if not self._ready and len(self._outbox) >= limit:
                 raise SendBufferFull(
-                    f"{limit} packets already wait for {self._manager.url} to connect "
+                    f"{limit} packets already wait for {self._manager.display} to connect "
                     "(max_buffered); not buffering more"
                 )
             self._outbox.append((frames, ack_id))
@@ -379,7 +380,7 @@ class Namespace(StrictHandlers, EventTarget):
         for _, ack in lost:
             if ack.future is not None and not ack.future.done():
                 ack.future.set_exception(
-                    ConnectionClosed(f"the connection to {self._manager.url} was lost")
+                    ConnectionClosed(f"the connection to {self._manager.display} was lost")
                 )
         if lost:
             logger.debug("%r: %d acknowledgement(s) lost with the connection", self, len(lost))
@@ -508,6 +509,12 @@ class Namespace(StrictHandlers, EventTarget):
             self._fail_acks(everything=final)
             self._emit("disconnect", (reason,))
         elif final and report:
+            self._warn_if_unheard(
+                ("connect_error", "disconnect"),
+                "Socket.IO connection to %s failed: %s; no onconnect_error handler is set",
+                self._manager.display,
+                info.get("message"),
+            )
             self._emit("connect_error", (info,))
         self._early.clear()
         self._state = _IDLE
@@ -797,6 +804,7 @@ class _Manager:
     ) -> None:
         self.owner = owner
         self.url = url
+        self.display = _redact(url)  # for repr, logs and exceptions: no user:pass@
         self.lock = threading.Lock()
         self.loop: Loop = get_loop()
         self.max_buffered = max_buffered
@@ -1447,7 +1455,7 @@ class SocketIO(Namespace):
         manager.start()
 
     def __repr__(self) -> str:
-        return f"<SocketIO {self._manager.url} {self._name} {self._state}>"
+        return f"<SocketIO {self._manager.display} {self._name} {self._state}>"
 
     @property
     def url(self) -> str:
@@ -1605,22 +1613,31 @@ def _text(data: Union[str, bytes]) -> str:
     return data
 
 
+_USERINFO = re.compile(r"(//)[^/?#@]*@")
+
+
+def _redact(url: str) -> str:
+    """``url`` with any ``user:pass@`` shown as ``***@``."""
+    return _USERINFO.sub(r"\1***@", url)
+
+
 def _split_url(url: str) -> tuple[str, str, list[tuple[str, str]], str]:
     """``(ws scheme, netloc, query pairs without Engine.IO's own, namespace or "")``."""
     if not isinstance(url, str):
         raise TypeError(f"url must be a str, not {type(url).__name__}")
+    shown = _redact(url)
     try:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018 - raises for a bad port
     except ValueError as exc:
-        raise InvalidArgumentError(f"invalid URL {url!r}: {exc}") from None
+        raise InvalidArgumentError(f"invalid URL {shown!r}: {exc}") from None
     scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme.lower())
     if scheme is None:
-        raise InvalidArgumentError(f"a Socket.IO URL is http(s):// or ws(s)://, not {url!r}")
+        raise InvalidArgumentError(f"a Socket.IO URL is http(s):// or ws(s)://, not {shown!r}")
     if not parts.hostname:
-        raise InvalidArgumentError(f"the URL has no host: {url!r}")
+        raise InvalidArgumentError(f"the URL has no host: {shown!r}")
     if parts.fragment:
-        raise InvalidArgumentError(f"the URL has a fragment: {url!r}")
+        raise InvalidArgumentError(f"the URL has a fragment: {shown!r}")
     query = [
         (k, v)
         for k, v in parse_qsl(parts.query, keep_blank_values=True)

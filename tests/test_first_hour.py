@@ -17,7 +17,7 @@ from typing import Any, Callable, Union
 
 import pytest
 
-from mesiboscript import Socket, WebSocket, _lifetime
+from mesiboscript import Socket, SocketIO, WebSocket, _lifetime
 from mesiboscript._tcp import takes_data_alone
 from mesiboscript.server import WebSocketServer
 
@@ -317,6 +317,33 @@ def test_socket_repr_and_warning_hide_credentials(caplog: pytest.LogCaptureFixtu
     [line] = _warnings(caplog)
     assert "secret" not in line
     assert "***@" in line
+
+
+@pytest.mark.parametrize("transports", [("websocket",), ("polling", "websocket")])
+def test_refused_socketio_with_only_onconnect_logs_one_warning(
+    transports: tuple[str, ...], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: nothing was printed; repr() and the URL errors showed the password.
+    port = free_port()
+    sio = SocketIO(f"http://user:secret@127.0.0.1:{port}/", transports=transports)
+    sio.onconnect = lambda: None
+    assert "secret" not in repr(sio)
+    assert _lifetime.wait_idle(TIMEOUT)
+    [line] = _warnings(caplog)
+    assert f"http://***@127.0.0.1:{port}/" in line
+    assert "secret" not in line
+    with pytest.raises(ValueError, match=r"\*\*\*@") as raised:
+        SocketIO("http://user:secret@127.0.0.1:1/#fragment")
+    assert "secret" not in str(raised.value)
+
+
+def test_refused_socketio_with_onconnect_error_logs_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sio = SocketIO(f"http://127.0.0.1:{free_port()}/")
+    sio.onconnect_error = lambda data: None
+    assert _lifetime.wait_idle(TIMEOUT)
+    assert _warnings(caplog) == []
 
 
 def test_a_script_that_ends_at_once_still_shows_the_warning(tmp_path: Any) -> None:
