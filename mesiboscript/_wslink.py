@@ -290,11 +290,26 @@ class WebSocketLink(TransportListener):
             self._end(None)
 
     def pause_reading(self) -> None:
+        self._hot.paused = True
         if self._transport is not None:
             self._transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self._transport is not None:
+        self._hot.paused = False
+        if self.core.holds_input:
+            # What the core holds comes before the socket's next bytes: handled first, on
+            # the loop's next turn (not inside the handler or input call that resumed).
+            self._loop.call_soon(self._resume_held)
+        elif self._transport is not None:
+            self._transport.resume_reading()
+
+    def _resume_held(self) -> None:
+        if self._ended or self._hot.paused:
+            return
+        with self._lock:
+            self._pump_scheduled = True  # as for input: sends from handlers wait for the pump
+        self._after_input([], False)
+        if not self._ended and not self._hot.paused and self._transport is not None:
             self._transport.resume_reading()
 
     @property
@@ -410,8 +425,8 @@ class WebSocketLink(TransportListener):
                     self._opened()
                 if self._ended:
                     return
-            if not core.has_held_events:
-                break
+            if not core.has_held_events or (self._hot.paused and core.holds_input):
+                break  # nothing held, or input held back until the owner resumes reading
             # A close frame or a violation came after these messages: handle it now that their
             # handlers have run (what they sent goes out before our close frame).
             with self._lock:
@@ -546,7 +561,7 @@ class _Hot:
     from the link: a 30th attribute would make every link's instance dict five times larger
     (CPython keeps up to 29 attributes in a compact shared-key dict)."""
 
-    __slots__ = ("io_writing", "keep", "rx_count", "rx_direct")
+    __slots__ = ("io_writing", "keep", "paused", "rx_count", "rx_direct")
 
     def __init__(self) -> None:
         # The I/O thread is between taking the core's frames and queueing them on the
@@ -557,6 +572,9 @@ class _Hot:
         self.rx_count = 0
         self.rx_direct = 0
         self.keep: Callable[[list[Union[str, bytes]]], None] = _ignore  # read_here's
+        # The owner paused reading (its inbox is past the high-water mark): input the core
+        # holds back (messages inflated to its budget) waits too (I/O thread only).
+        self.paused = False
 
 
 def _ignore(messages: list[Union[str, bytes]]) -> None:
