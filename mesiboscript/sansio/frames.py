@@ -38,15 +38,15 @@ __all__ = [
 ]
 
 FrameEvent = Union[Message, Ping, Pong, CloseFrame, Violation]
+Event = FrameEvent
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+_pack_short = struct.Struct("!BBH").pack
+_pack_long = struct.Struct("!BBQ").pack
 
 # Inflated bytes one parse may produce before it stops after the message that reached it and
 # holds the rest of its input (:attr:`Parser.holding`): about what one 65 KiB socket read carries
 # uncompressed, so compressed input fills the owner's inbox no further past its high-water mark.
 INFLATE_BUDGET = 64 * 1024
-Event = FrameEvent
-_utf8_decoder = codecs.getincrementaldecoder("utf-8")
-_pack_short = struct.Struct("!BBH").pack
-_pack_long = struct.Struct("!BBQ").pack
 
 
 Frame = Union[bytes, list[bytes]]
