@@ -204,7 +204,11 @@ class WebSocketLink(TransportListener):
         if transport is None or self._ended:
             return None
         with self._lock:
-            if self.core.state is not ReadyState.OPEN or self.core.has_held_events:
+            if (
+                self.core.state is not ReadyState.OPEN
+                or self.core.has_held_events
+                or self._hot.draining
+            ):
                 return None
         self._hot.keep = keep
         return transport.caller_read(wait, self._caller_received)
@@ -224,15 +228,25 @@ class WebSocketLink(TransportListener):
             pump = not later and core.has_data_to_send and not self._pump_scheduled
             if pump:
                 self._pump_scheduled = True
+            if later:
+                self._hot.draining = True  # no caller read until the I/O thread handled it
         if want is not None and self._transport is not None:
             self._transport.read_into(want)
         messages = [event.data for event in events if type(event) is Message]
         if messages:
             self._hot.keep(messages)
         if later:
-            self._loop.call_soon_threadsafe(self._after_input, [], False)
+            self._loop.call_soon_threadsafe(self._drain_held)
         elif pump:
             self._loop.call_soon_threadsafe(self._pump)
+
+    def _drain_held(self) -> None:
+        # On the I/O thread: what a caller's read left held in the core (frames behind its
+        # messages, input behind the inflation budget). Caller reads wait until the messages
+        # are delivered (draining), else theirs could overtake them.
+        self._after_input([], False)
+        with self._lock:
+            self._hot.draining = False
 
     def close_threadsafe(self, code: Optional[int], reason: bytes) -> None:
         """Start closing from any thread (the core decides what that means in its state)."""
@@ -290,11 +304,26 @@ class WebSocketLink(TransportListener):
             self._end(None)
 
     def pause_reading(self) -> None:
+        self._hot.paused = True
         if self._transport is not None:
             self._transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self._transport is not None:
+        self._hot.paused = False
+        if self.core.holds_input:
+            # What the core holds comes before the socket's next bytes: handled first, on
+            # the loop's next turn (not inside the handler or input call that resumed).
+            self._loop.call_soon(self._resume_held)
+        elif self._transport is not None:
+            self._transport.resume_reading()
+
+    def _resume_held(self) -> None:
+        if self._ended or self._hot.paused:
+            return
+        with self._lock:
+            self._pump_scheduled = True  # as for input: sends from handlers wait for the pump
+        self._after_input([], False)
+        if not self._ended and not self._hot.paused and self._transport is not None:
             self._transport.resume_reading()
 
     @property
@@ -410,8 +439,8 @@ class WebSocketLink(TransportListener):
                     self._opened()
                 if self._ended:
                     return
-            if not core.has_held_events:
-                break
+            if not core.has_held_events or (self._hot.paused and core.holds_input):
+                break  # nothing held, or input held back until the owner resumes reading
             # A close frame or a violation came after these messages: handle it now that their
             # handlers have run (what they sent goes out before our close frame).
             with self._lock:
@@ -546,7 +575,7 @@ class _Hot:
     from the link: a 30th attribute would make every link's instance dict five times larger
     (CPython keeps up to 29 attributes in a compact shared-key dict)."""
 
-    __slots__ = ("io_writing", "keep", "rx_count", "rx_direct")
+    __slots__ = ("draining", "io_writing", "keep", "paused", "rx_count", "rx_direct")
 
     def __init__(self) -> None:
         # The I/O thread is between taking the core's frames and queueing them on the
@@ -557,6 +586,11 @@ class _Hot:
         self.rx_count = 0
         self.rx_direct = 0
         self.keep: Callable[[list[Union[str, bytes]]], None] = _ignore  # read_here's
+        # The owner paused reading (its inbox is past the high-water mark): input the core
+        # holds back (messages inflated to its budget) waits too (I/O thread only).
+        self.paused = False
+        # A caller's read left input held in the core for the I/O thread (under the lock).
+        self.draining = False
 
 
 def _ignore(messages: list[Union[str, bytes]]) -> None:

@@ -555,3 +555,97 @@ def test_a_compressed_message_of_exactly_max_size_passes() -> None:
 
 def test_the_module_names_what_it_exports() -> None:
     assert set(_deflate.__all__) <= set(dir(_deflate))
+
+
+# -- backpressure: one receive inflates at most a budget ----------------------------------------
+
+BUDGET = 64 * 1024
+
+
+def drain(conn: ClientConnection, first: list[Any]) -> list[list[Any]]:
+    """Each call's events: the receive's, then next_events() while the core holds input."""
+    calls = [first]
+    while conn.has_held_events:
+        calls.append(conn.next_events())
+    return calls
+
+
+@pytest.mark.parametrize("fragmented", [False, True])
+def test_one_receive_of_many_compressed_messages_inflates_at_most_the_budget(
+    fragmented: bool,
+) -> None:
+    # 300 messages of 10 000 bytes (3 MB inflated) in about 10 KB of wire bytes: one read.
+    conn = opened()
+    encoder = server_compressor()
+    messages = [bytes([i % 256]) * 10_000 for i in range(300)]
+    data = b""
+    for m in messages:
+        payload = squeeze(m, encoder)
+        if fragmented:
+            data += frame(OP_BINARY, payload[:3], rsv=4, fin=False)
+            data += frame(OP_CONT, payload[3:])
+        else:
+            data += frame(OP_BINARY, payload, rsv=4)
+    data += frame(0x8, b"\x03\xe8bye")  # a close frame after them all
+    assert len(data) < 65 * 1024
+    first = conn.receive_data(data)
+    assert conn.has_held_events
+    assert conn.holds_input
+    calls = drain(conn, first)
+    assert not conn.holds_input
+    for events in calls[:-1]:
+        # The budget, overshot by at most the message that reached it.
+        assert sum(len(e.data) for e in events) < BUDGET + 10_000
+    assert [e.data for events in calls for e in events] == messages
+    assert len(calls) >= 3_000_000 // (BUDGET + 10_000)
+    # The close frame is handled once every message before it was returned.
+    assert conn.close_received == (1000, "bye")
+    assert conn.state is CLOSING
+
+
+def test_bytes_received_while_input_is_held_come_after_it() -> None:
+    conn = opened()
+    encoder = server_compressor()
+    data = b"".join(frame(OP_BINARY, squeeze(bytes(40_000), encoder), rsv=4) for _ in range(3))
+    first: list[Any] = conn.receive_data(data)
+    assert [len(e.data) for e in first] == [40_000, 40_000]
+    assert conn.holds_input
+    # The I/O layer read again without draining: the held input still comes first.
+    later: list[Any] = conn.receive_data(frame(OP_TEXT, b"plain"))
+    assert [e.data for e in later] == [bytes(40_000), "plain"]
+    assert not conn.has_held_events
+
+
+def test_the_budget_reached_by_the_last_message_holds_nothing() -> None:
+    conn = opened()
+    encoder = server_compressor()
+    data = b"".join(frame(OP_BINARY, squeeze(bytes(40_000), encoder), rsv=4) for _ in range(2))
+    assert len(conn.receive_data(data)) == 2
+    assert not conn.has_held_events
+    assert conn.receive_data(frame(OP_TEXT, b"plain")) == [Message("plain")]
+
+
+def test_compressed_messages_with_the_handshake_response_are_held_after_open() -> None:
+    conn = new_conn()
+    _, headers = offer_of(conn)
+    encoder = server_compressor()
+    head = response(
+        headers["sec-websocket-key"], headers=[("Sec-WebSocket-Extensions", "permessage-deflate")]
+    )
+    data = b"".join(frame(OP_BINARY, squeeze(bytes(40_000), encoder), rsv=4) for _ in range(3))
+    calls = drain(conn, conn.receive_data(head + data))
+    assert calls[0] == [Opened("", "permessage-deflate")]
+    assert [len(e.data) for events in calls[1:] for e in events] == [40_000] * 3
+    assert len(calls) == 3
+
+
+def test_input_held_when_the_connection_fails_is_dropped() -> None:
+    conn = opened()
+    encoder = server_compressor()
+    data = b"".join(frame(OP_BINARY, squeeze(bytes(40_000), encoder), rsv=4) for _ in range(9))
+    assert len(conn.receive_data(data)) == 2
+    conn.fail(None, ProtocolError("the I/O layer gave up", 1002))
+    assert conn.has_held_events
+    calls = drain(conn, [])
+    assert calls[1:]
+    assert all(events == [] for events in calls)

@@ -14,7 +14,17 @@ import mesiboscript
 from mesiboscript import InvalidStateError, WebSocket, getOpenSessions, getSession
 
 from .helpers import TIMEOUT, AsyncServers, Recorder, free_port, wait_for
-from .rawserver import RawConnection, RawServer
+from .rawserver import (
+    OP_BINARY,
+    ExpectClose,
+    Handshake,
+    RawConnection,
+    RawServer,
+    Script,
+    Send,
+    deflated,
+    frame,
+)
 
 
 def test_get_open_sessions_and_ids(echo_url: str) -> None:
@@ -218,10 +228,12 @@ def test_100k_messages_with_backpressure(servers: AsyncServers) -> None:
 
     server = servers.serve(handler)
     try:
-        # Uncompressed, so that one socket read carries a known number of messages (the bound
-        # below); compressed reads are bounded by test_deflate's zip-bomb tests.
-        ws = WebSocket(f"ws://127.0.0.1:{server.port}/", compression=None)
+        # Compressed (the default): one read carries many more messages than it would plain,
+        # but the core inflates at most 64 KiB before the inbox can pause it (7304 queued
+        # before that bound, over the one below).
+        ws = WebSocket(f"ws://127.0.0.1:{server.port}/")
         assert ws.upgrade(TIMEOUT)
+        assert ws.extensions.startswith("permessage-deflate")
         wait_for(lambda: ws._inbox.paused)  # backpressure engaged: the client stopped reading
         assert not server_done.is_set()  # ... and the server cannot finish sending
         max_queued = len(ws._inbox)
@@ -235,9 +247,39 @@ def test_100k_messages_with_backpressure(servers: AsyncServers) -> None:
         assert ws.read(TIMEOUT) is False
     finally:
         servers.stop(server)
-    # Bounded: the high-water mark plus what one socket read can carry.
+    # Bounded: the high-water mark plus what one socket read (or the inflation budget) carries.
     assert max_queued < 4096 + 256 * 1024 // 102 + 1
     servers.run(asyncio.sleep(0))
+
+
+@pytest.mark.parametrize(("count", "size"), [(64, 1 << 20), (20_000, 100)])
+def test_a_compressed_burst_stays_within_the_high_water_mark(count: int, size: int) -> None:
+    """A server writes a burst of compressed messages at once (1 MiB ones about 1 KiB each on
+    the wire, 100-byte ones a few bytes): one socket read carries many. While the client does
+    not read, its inbox stops at the high-water mark (1 MiB, 4096 messages) plus the core's
+    inflation budget (64 KiB) and one message; then every message arrives in order."""
+    messages = [b"%08d" % i + bytes(size - 8) for i in range(count)]
+    wire = b"".join(frame(OP_BINARY, p, rsv=4) for p in deflated(*messages))
+    script = Script(
+        handshake=Handshake(extensions="permessage-deflate"),
+        actions=(Send(wire), ExpectClose()),
+    )
+    with RawServer(scripts={"/burst": script}) as server:
+        ws = WebSocket(server.url("/burst"), max_size=max(size, 1 << 20))
+        assert ws.upgrade(TIMEOUT)
+        wait_for(lambda: ws._inbox.paused)
+        settled = threading.Event()  # the I/O thread finished the input it paused in
+        ws._loop.call_soon_threadsafe(settled.set)
+        assert settled.wait(TIMEOUT)
+        queued, nbytes = len(ws._inbox), ws._inbox.nbytes
+        for i in range(count):
+            got = ws.read(TIMEOUT)
+            assert got == messages[i], (i, got[:8] if isinstance(got, bytes) else got)
+        ws.close()
+        assert ws.read(TIMEOUT) is False
+    # Before the core held input back at its budget: 64 MiB queued; 12 095 messages.
+    assert nbytes <= (1 << 20) + 64 * 1024 + size
+    assert queued <= 4096 + 64 * 1024 // size + 1
 
 
 def test_messages_wait_for_the_first_handler(servers: AsyncServers) -> None:

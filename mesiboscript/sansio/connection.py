@@ -331,14 +331,27 @@ class ClientConnection:
 
     @property
     def has_held_events(self) -> bool:
-        """Frames wait behind messages just returned: call :meth:`next_events` once their
-        handlers have run."""
-        return bool(self._held)
+        """Frames wait behind messages just returned, or input behind compressed messages that
+        inflated to the parser's budget (:attr:`holds_input`): call :meth:`next_events` once
+        their handlers have run."""
+        return bool(self._held) or self._parser.holding
+
+    @property
+    def holds_input(self) -> bool:
+        """Input is held unparsed behind messages that inflated to the budget: the I/O layer
+        calls :meth:`next_events` for more only while its reader keeps up (backpressure), and
+        before it reads the socket again."""
+        return self._parser.holding
 
     def next_events(self) -> list[Event]:
-        """Handle the frames held back by the last call (see :attr:`has_held_events`)."""
-        held, self._held = self._held, []
-        return self._handle(held)
+        """Handle what the last call held back (see :attr:`has_held_events`), in order."""
+        if self._held:
+            held, self._held = self._held, []
+            return self._handle(held)
+        frames = self._parser.feed(b"")  # parses on where the inflation budget stopped it
+        if self.state is CLOSED or (self.failure is not None and self.state is CLOSING):
+            return []
+        return self._handle(frames)
 
     # -- the end ---------------------------------------------------------------------------
 

@@ -43,6 +43,11 @@ _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 _pack_short = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
 
+# Inflated bytes one parse may produce before it stops after the message that reached it and
+# holds the rest of its input (:attr:`Parser.holding`): about what one 65 KiB socket read carries
+# uncompressed, so compressed input fills the owner's inbox no further past its high-water mark.
+INFLATE_BUDGET = 64 * 1024
+
 
 Frame = Union[bytes, list[bytes]]
 
@@ -198,6 +203,11 @@ class Parser:
         # frame then means "compressed", and that message is inflated piece by piece as it comes.
         self.deflate: Optional[PerMessageDeflate] = None
         self._compressed = 0
+        # Bytes inflated since the parse last stopped at INFLATE_BUDGET; holding: it stopped
+        # there with input left unparsed (in _buf): ``feed(b"")`` parses on.
+        self.inflate_budget = INFLATE_BUDGET
+        self._inflated = 0
+        self.holding = False
         # A large frame's payload is read straight into its own buffer: while ``want`` is set,
         # the transport fills it (``recv_into``) and calls :meth:`filled` instead of :meth:`feed`.
         self.want: Optional[memoryview] = None
@@ -209,8 +219,9 @@ class Parser:
         if self._failed:
             return []
         if self._buf:
-            data = self._buf + data
+            data = self._buf + data  # feed(b"") after a stop: the same object, no copy
             self._buf = b""
+            self.holding = False
         events: list[Event] = []
         pos = 0
         end = len(data)
@@ -265,6 +276,8 @@ class Parser:
                     if not self._inflate_whole(events, op, data, pos, length):
                         return events
                     pos += length
+                    if self._inflated >= self.inflate_budget:
+                        return self._stop(events, data, pos)
                     continue
                 self._in_frame = True
                 self._op = op
@@ -307,10 +320,22 @@ class Parser:
                 self._control = b""
                 if not self._control_frame(events, self._op, payload):
                     return events
-            elif self._fin and not self._end_message(events):
-                return events
+            elif self._fin:
+                if not self._end_message(events):
+                    return events
+                if self._inflated >= self.inflate_budget:
+                    return self._stop(events, data, pos)
         if pos < end:
             self._buf = data[pos:]
+        return events
+
+    def _stop(self, events: list[Event], data: bytes, pos: int) -> list[Event]:
+        # Compressed messages inflated to the budget: stop after this one, so the caller can
+        # hand them over (and pause) before more is inflated; feed(b"") goes on from here.
+        self._inflated = 0
+        if pos < len(data):
+            self._buf = data[pos:]
+            self.holding = True
         return events
 
     def filled(self, nbytes: int) -> list[Event]:
@@ -389,6 +414,7 @@ class Parser:
             self._fail(events, exc.code, str(exc))
             return False
         payload = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self._inflated += len(payload)
         if op == BINARY:
             events.append(Message(payload))
             return True
@@ -400,8 +426,10 @@ class Parser:
         return True
 
     def _end_message(self, events: list[Event]) -> bool:
-        if self._compressed and not self._inflate(events, b"", True):
-            return False
+        if self._compressed:
+            if not self._inflate(events, b"", True):
+                return False
+            self._inflated += self._msg_size
         parts, self._parts = self._parts, []
         if self._msg_op == TEXT:
             try:
