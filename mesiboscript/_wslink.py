@@ -152,18 +152,16 @@ class WebSocketLink(TransportListener):
         queued meanwhile (one system call for a batch: a stream of sends costs one wake-up per
         batch, not a system call per message)."""
         size = len(payload)
-        if compress and self.core.deflate is not None:
-            with self._lock:
-                self._accepted += size
-                if not self.core.send_message(opcode, payload, (token, size)):
-                    return False
-                if self._pump_scheduled:
-                    return True
-                self._pump_scheduled = True
-            self._loop.call_soon_threadsafe(self._pump)
-            return True
-        frame: Optional[Frame] = build_frame(opcode, payload)  # masked before the lock
+        frame: Optional[Frame] = None
+        if not compress or self.core.deflate is None:
+            frame = build_frame(opcode, payload)  # masked before the lock
         with self._lock:
+            if frame is None:
+                # Compressed under the lock: the compressor's context follows the wire's order.
+                frame = self.core.encode_message(opcode, payload)
+                if frame is None:
+                    self._accepted += size
+                    return False
             if (
                 self._hot.rx_count != self._hot.rx_direct
                 and token is None
@@ -174,14 +172,14 @@ class WebSocketLink(TransportListener):
                 and self._transport is not None
                 and not self._loop.in_loop_thread()  # handlers' sends wait for the pump
             ):
-                sent = self._transport.try_send_now(frame)  # type: ignore[arg-type]
+                sent = self._transport.try_send_now(frame)
                 if sent >= 0:
                     self._hot.rx_direct = self._hot.rx_count
-                    frame = _unsent(frame, sent)  # type: ignore[arg-type]
+                    frame = _unsent(frame, sent)
                     if frame is None:
                         return True
             self._accepted += size
-            if not self.core.send_frame(frame, (token, size)):  # type: ignore[arg-type]
+            if not self.core.send_frame(frame, (token, size)):
                 return False
             if self._pump_scheduled:
                 return True

@@ -407,6 +407,27 @@ def test_sent_messages_are_compressed_with_rsv1() -> None:
     assert len(f.payload) < 100
 
 
+def test_encode_message_then_send_frame_shares_the_compressor_context() -> None:
+    """What the link does for a compressed send (encode under its lock, maybe hand part to the
+    kernel, queue the rest): the frames follow one compressor context, in order."""
+    conn = opened()
+    decoder = zlib.decompressobj(-15)
+    text = b'{"text": "hello hello hello hello"}'
+    first = conn.encode_message(OP_TEXT, text)
+    assert first is not None
+    assert not conn.has_data_to_send  # encoded, not queued
+    assert conn.send_frame(first)
+    assert conn.send_text(text)  # compressed with the context the first message left
+    buf = bytearray(wire(conn))
+    f1, f2 = parse_client_frames(buf)
+    assert (f1.opcode, f1.rsv, f2.rsv) == (OP_TEXT, 4, 4)
+    assert inflate(f1.payload, decoder) == text
+    assert inflate(f2.payload, decoder) == text
+    assert len(f2.payload) < len(f1.payload)  # the second refers back to the first
+    conn.send_close(1000)
+    assert conn.encode_message(OP_TEXT, text) is None  # our close frame is out
+
+
 def test_compress_false_and_window_8_send_plain_frames() -> None:
     conn = opened()
     assert conn.send_message(OP_BINARY, b"\x01" * 300, None, compress=False)

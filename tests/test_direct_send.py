@@ -31,16 +31,21 @@ def direct_sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return results
 
 
-def _open(url: str) -> WebSocket:
-    # No permessage-deflate: a compressed message is queued for the core's compressor (in the
-    # wire's order), never sent directly.
-    ws = WebSocket(url, compression=None)
+def _open(url: str, compression: Any = None) -> WebSocket:
+    # A compressed message is compressed under the link's lock (the compressor's context
+    # follows the wire's order), then goes the same way as an uncompressed one.
+    ws = WebSocket(url, compression=compression)
     assert ws.upgrade(TIMEOUT)
+    if compression is not None:
+        assert ws.extensions.startswith("permessage-deflate")
     return ws
 
 
-def test_read_ping_pong_sends_directly(echo_url: str, direct_sends: list[int]) -> None:
-    ws = _open(echo_url)
+@pytest.mark.parametrize("compression", [None, "deflate"])
+def test_read_ping_pong_sends_directly(
+    echo_url: str, direct_sends: list[int], compression: Any
+) -> None:
+    ws = _open(echo_url, compression)
     for i in range(50):
         ws.send(f"m{i}")
         assert ws.read(TIMEOUT) == f"m{i}"
@@ -50,12 +55,14 @@ def test_read_ping_pong_sends_directly(echo_url: str, direct_sends: list[int]) -
     assert sum(1 for taken in direct_sends if taken > 0) >= 45
 
 
+@pytest.mark.parametrize("compression", [None, "deflate"])
 def test_handler_sends_race_direct_sends_and_keep_order(
-    echo_url: str, direct_sends: list[int]
+    echo_url: str, direct_sends: list[int], compression: Any
 ) -> None:
     """The handler's sends (queued, pumped after it returns) happen before the main thread's
-    next send, which may go directly: the echo must show them in exactly that order."""
-    ws = _open(echo_url)
+    next send, which may go directly: the echo must show them in exactly that order (and,
+    compressed, the server inflates each with the context of the one before)."""
+    ws = _open(echo_url, compression)
     rounds = 200
     seen: list[str] = []
     echoed = threading.Semaphore(0)
@@ -88,8 +95,9 @@ def test_handler_sends_race_direct_sends_and_keep_order(
     assert any(taken > 0 for taken in direct_sends)
 
 
-def test_many_threads_send_while_main_reads(echo_url: str) -> None:
-    ws = _open(echo_url)
+@pytest.mark.parametrize("compression", [None, "deflate"])
+def test_many_threads_send_while_main_reads(echo_url: str, compression: Any) -> None:
+    ws = _open(echo_url, compression)
     senders, each = 6, 300
 
     def sender(n: int) -> None:

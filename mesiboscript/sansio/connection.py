@@ -155,15 +155,25 @@ class ClientConnection:
 
         With permessage-deflate agreed the message is compressed, unless ``compress`` is false
         (data that is compressed already) or the agreed window is one zlib cannot honour."""
-        if not self.can_send:
+        frame = self.encode_message(opcode, payload, compress)
+        if frame is None:
             return False
-        deflate = self.deflate
-        if compress and deflate is not None and deflate.compressing:
-            frame = build_frame(RSV1 | opcode, deflate.compress(payload))
-        else:
-            frame = build_frame(opcode, payload)
         self._out.append((frame, token))
         return True
+
+    def encode_message(
+        self, opcode: int, payload: Buffer, compress: bool = True
+    ) -> Optional[Frame]:
+        """The frame :meth:`send_message` would queue, not queued (``None`` when it cannot be
+        sent): an owner may hand it to the kernel itself and queue what is left with
+        :meth:`send_frame`. A compressed frame advanced the compressor's context: it must go
+        out before any message encoded after it."""
+        if not self.can_send:
+            return None
+        deflate = self.deflate
+        if compress and deflate is not None and deflate.compressing:
+            return build_frame(RSV1 | opcode, deflate.compress(payload))
+        return build_frame(opcode, payload)
 
     def send_frame(self, frame: Frame, token: Token = None) -> bool:
         """Queue a data frame made with :func:`~mesiboscript.sansio.frames.build_frame`, as
