@@ -227,19 +227,24 @@ class Client:
         assert self.sio.wait(TIMEOUT), "the connection did not end"
 
 
-@pytest.fixture
-def clients() -> Iterator[Callable[..., Client]]:
-    """Make clients; each is closed, and its WebSocket gone, at the end of the test."""
+def make_clients(**defaults: Any) -> Iterator[Callable[..., Client]]:
+    """A ``clients`` fixture's body: yields a maker of clients (its options over ``defaults``);
+    each client is closed, and its WebSocket gone, at the end of the test."""
     made: list[Client] = []
 
     def make(url: str, *events: str, **options: Any) -> Client:
-        client = Client(url, *events, **options)
+        client = Client(url, *events, **{**defaults, **options})
         made.append(client)
         return client
 
     yield make
     for client in made:
         client.close()
+
+
+@pytest.fixture
+def clients() -> Iterator[Callable[..., Client]]:
+    yield from make_clients()
 
 
 # -- connecting, messages, events -------------------------------------------------------------

@@ -19,7 +19,7 @@ from mesiboscript._socketio import SocketIO
 
 from .helpers import TIMEOUT, free_port
 from .rawserver import OP_CLOSE, OP_PING, OP_TEXT, RawConnection, RawServer, close_frame, frame
-from .test_socketio import Client
+from .test_socketio import make_clients
 
 Talk = Callable[["FakeEngineIO"], Any]
 
@@ -102,17 +102,7 @@ def fake() -> Any:
 
 @pytest.fixture
 def clients() -> Any:
-    made: list[Client] = []
-
-    def make(url: str, *events: str, **options: Any) -> Client:
-        options.setdefault("transports", ["websocket"])  # the fake server is WebSocket only
-        client = Client(url, *events, **options)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close()
+    yield from make_clients(transports=["websocket"])  # the fake server is WebSocket only
 
 
 # -- properties and arguments -----------------------------------------------------------------

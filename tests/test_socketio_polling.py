@@ -21,7 +21,14 @@ import pytest
 from mesiboscript._loop import get_loop
 
 from .helpers import TIMEOUT
-from .test_socketio import SERVERS_DIR, Client, ServerProcess, node_server, start_server
+from .test_socketio import (
+    SERVERS_DIR,
+    Client,
+    ServerProcess,
+    make_clients,
+    node_server,
+    start_server,
+)
 
 KINDS = ["botmaster", "socketio2", "socketio4", "python-socketio"]
 TRANSPORTS = {"polling": ["polling"], "websocket": ["websocket"], "default": None}
@@ -54,16 +61,7 @@ def server_of(servers: dict[str, ServerProcess], kind: str, *args: str) -> Serve
 
 @pytest.fixture
 def clients() -> Iterator[Callable[..., Client]]:
-    made: list[Client] = []
-
-    def make(url: str, *events: str, **options: Any) -> Client:
-        client = Client(url, *events, **options)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close()
+    yield from make_clients()
 
 
 def check_conversation(client: Client, kind: str) -> None:

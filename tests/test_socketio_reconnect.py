@@ -24,6 +24,7 @@ from .test_socketio import (
     SERVER_KINDS,
     Client,
     ServerProcess,
+    make_clients,
     node_server,
     python_server,
     start_server,
@@ -65,16 +66,7 @@ def socketio4(servers: dict[str, ServerProcess]) -> ServerProcess:
 
 @pytest.fixture
 def clients() -> Iterator[Callable[..., Client]]:
-    made: list[Client] = []
-
-    def make(url: str, *events: str, **options: Any) -> Client:
-        client = Client(url, *events, **options)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close()
+    yield from make_clients()
 
 
 def fresh(kind: str) -> ServerProcess:
