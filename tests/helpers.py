@@ -197,6 +197,20 @@ class AsyncServers:
         self.loop.close()
 
 
+def closing_server(servers: AsyncServers) -> tuple[Any, list[Any], threading.Event]:
+    """A server that records each connection's close code: ``(server, codes, closed)``, where
+    ``closed`` is set each time a connection has ended."""
+    codes: list[Any] = []
+    closed = threading.Event()
+
+    async def handler(conn: Any) -> None:
+        await conn.wait_closed()
+        codes.append(conn.close_code)
+        closed.set()
+
+    return servers.serve(handler), codes, closed
+
+
 # -- ports and certificates ----------------------------------------------------------------------
 
 

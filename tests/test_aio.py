@@ -17,7 +17,7 @@ import mesiboscript
 from mesiboscript import ReadyState, aio
 from mesiboscript.testing import EchoServer
 
-from .helpers import TIMEOUT, AsyncServers, wait_for
+from .helpers import TIMEOUT, AsyncServers, closing_server, wait_for
 
 
 def run(coro: Any) -> Any:
@@ -224,15 +224,7 @@ def test_plain_websocket_send_text_async_is_awaitable(echo_url: str) -> None:
 
 
 def test_connections_close_when_their_loop_closes(servers: AsyncServers) -> None:
-    codes: list[Any] = []
-    closed = threading.Event()
-
-    async def handler(conn: Any) -> None:
-        await conn.wait_closed()
-        codes.append(conn.close_code)
-        closed.set()
-
-    server = servers.serve(handler)
+    server, codes, closed = closing_server(servers)
     kept: list[aio.WebSocket] = []
 
     async def main() -> None:

@@ -13,15 +13,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from mesiboscript.testing import EchoServer
 
-from .helpers import TIMEOUT, AsyncServers, interruptible
+from .helpers import TIMEOUT, AsyncServers, closing_server, interruptible
 from .test_socketio import ServerProcess, start_server
 
 if importlib.util.find_spec("gevent") is None:  # not imported here: only the children patch
@@ -192,15 +190,7 @@ print("not reached")
 def test_ctrl_c_closes_with_1001_under_gevent(servers: AsyncServers) -> None:
     """Before: the library's greenlets blocked SIGINT in the one OS thread, so Ctrl-C did
     nothing. Now it interrupts the main code and closes every connection with 1001."""
-    codes: list[Any] = []
-    closed = threading.Event()
-
-    async def handler(conn: Any) -> None:
-        await conn.wait_closed()
-        codes.append(conn.close_code)
-        closed.set()
-
-    server = servers.serve(handler)
+    server, codes, closed = closing_server(servers)
     try:
         proc = interruptible("-c", textwrap.dedent(CTRL_C), f"ws://127.0.0.1:{server.port}/")
         assert proc.stdout is not None

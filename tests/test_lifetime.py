@@ -17,7 +17,7 @@ import pytest
 import mesiboscript
 from mesiboscript import WebSocket
 
-from .helpers import TIMEOUT, AsyncServers, free_port, interruptible, wait_for
+from .helpers import TIMEOUT, AsyncServers, closing_server, free_port, interruptible, wait_for
 from .rawserver import RawServer
 
 SCRIPT = textwrap.dedent(
@@ -67,15 +67,7 @@ def test_a_script_that_only_sets_handlers_runs_to_completion(echo_url: str) -> N
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("mode", ["exit", "run"])
 def test_ctrl_c_closes_every_connection_with_1001(servers: AsyncServers, mode: str) -> None:
-    codes: list[Any] = []
-    closed = threading.Event()
-
-    async def handler(conn: Any) -> None:
-        await conn.wait_closed()
-        codes.append(conn.close_code)
-        closed.set()
-
-    server = servers.serve(handler)
+    server, codes, closed = closing_server(servers)
     try:
         proc = interruptible("-c", INTERRUPTIBLE, f"ws://127.0.0.1:{server.port}/", mode)
         assert proc.stdout is not None
@@ -131,19 +123,6 @@ EXITING = textwrap.dedent(
 )
 
 
-def _closing_server(servers: AsyncServers) -> tuple[Any, list[Any], threading.Event]:
-    """A server that records each connection's close code."""
-    codes: list[Any] = []
-    closed = threading.Event()
-
-    async def handler(conn: Any) -> None:
-        await conn.wait_closed()
-        codes.append(conn.close_code)
-        closed.set()
-
-    return servers.serve(handler), codes, closed
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize(
     ("where", "status"),
@@ -161,7 +140,7 @@ def test_sys_exit_in_a_handler_ends_the_process_with_its_code(
     servers: AsyncServers, where: str, status: int
 ) -> None:
     """It used to be logged and swallowed: the process then waited forever for its sockets."""
-    server, codes, closed = _closing_server(servers)
+    server, codes, closed = closing_server(servers)
     try:
         proc = interruptible("-c", EXITING, f"ws://127.0.0.1:{server.port}/", where, str(TIMEOUT))
         out, err = proc.communicate(timeout=TIMEOUT)
@@ -300,7 +279,7 @@ def test_ctrl_c_in_a_blocking_call_closes_with_1001_and_exits(
     servers: AsyncServers, where: str
 ) -> None:
     """It used to print the traceback and then wait in the exit hook for a second Ctrl-C."""
-    server, codes, closed = _closing_server(servers)
+    server, codes, closed = closing_server(servers)
     try:
         proc = interruptible("-c", BLOCKED, f"ws://127.0.0.1:{server.port}/", where)
         assert proc.stdout is not None

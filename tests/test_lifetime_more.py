@@ -12,8 +12,7 @@ import pytest
 import mesiboscript
 from mesiboscript import WebSocket
 
-from .helpers import TIMEOUT, AsyncServers, interruptible
-from .test_lifetime import _closing_server
+from .helpers import TIMEOUT, AsyncServers, closing_server, interruptible
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -79,7 +78,7 @@ ENDINGS = textwrap.dedent(
 def test_how_a_handler_s_exit_ends_the_process(
     servers: AsyncServers, how: str, status: int
 ) -> None:
-    server, codes, closed = _closing_server(servers)
+    server, codes, closed = closing_server(servers)
     try:
         proc = interruptible("-c", ENDINGS, f"ws://127.0.0.1:{server.port}/", how, str(TIMEOUT))
         out, err = proc.communicate(timeout=TIMEOUT * 2)
