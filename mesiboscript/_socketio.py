@@ -53,7 +53,7 @@ from ._polling import PollingListener, PollingSession
 from ._proxy import check_proxy_option
 from ._reconnect import SOCKETIO_DEFAULTS, Reconnector, ReconnectPolicy
 from ._sendbuffer import SendBufferFull
-from ._tls import make_context
+from ._tls import make_context, proxy_context
 from ._validation import InvalidArgumentError, check_header
 from ._websocket import WebSocket
 from .sansio.deflate import DeflateOptions
@@ -695,8 +695,7 @@ class _PollLink(_Link, PollingListener):
         host, port = manager.host_port
         context, cafile = options.get("ssl_context"), options.get("cafile")
         tls = make_context(context, cafile) if secure else None
-        # TLS to an https:// proxy trusts what the server's TLS trusts (as WebSocket does).
-        proxy_tls = tls or (make_context(context, cafile) if context or cafile else None)
+        proxy_tls = proxy_context(tls, context, cafile)
         headers = options.get("headers") or {}
         header_list = list(headers.items()) if isinstance(headers, dict) else list(headers)
         if options.get("origin"):

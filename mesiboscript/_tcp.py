@@ -65,7 +65,7 @@ from ._loop import Loop, TimerHandle, get_loop, logger
 from ._proxy import check_proxy_option
 from ._reconnect import Reconnector, ReconnectPolicy
 from ._sendbuffer import Chunk, SendBuffer, SendBufferFull
-from ._tls import make_context
+from ._tls import make_context, proxy_context
 from ._validation import InvalidArgumentError, parse_url
 from ._wslink import DEFAULT_MAX_SIZE, WebSocketLink
 from .sansio.deflate import DeflateOptions
@@ -440,10 +440,7 @@ class Socket(EventTarget):
         if self._enable_ssl:
             # Warns (UserWarning) when verify_host is False.
             tls = make_context(self._ssl_context, self._cafile, verify=self._verify_host)
-        # TLS to an https:// proxy trusts what the server's TLS trusts (a private CA too).
-        self._proxy_tls = tls
-        if tls is None and (self._ssl_context is not None or self._cafile is not None):
-            self._proxy_tls = make_context(self._ssl_context, self._cafile)
+        self._proxy_tls = proxy_context(tls, self._ssl_context, self._cafile)
         with self._lock:
             if self._opened or self._state == ReadyState.CLOSED:
                 raise InvalidStateError("open() may be called once; create a new Socket")

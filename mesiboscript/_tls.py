@@ -59,3 +59,18 @@ def make_context(
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def proxy_context(
+    tls: Optional[ssl.SSLContext],
+    ssl_context: Optional[ssl.SSLContext] = None,
+    cafile: Optional[str] = None,
+) -> Optional[ssl.SSLContext]:
+    """The context for TLS to an ``https://`` proxy: it trusts what the server's TLS trusts (a
+    private CA too). ``tls`` is the server's context when the URL is secure; otherwise one is made
+    from ``ssl_context``/``cafile`` when given. ``None``: the transport's default (certifi)."""
+    if tls is not None:
+        return tls
+    if ssl_context is not None or cafile:
+        return make_context(ssl_context, cafile)
+    return None

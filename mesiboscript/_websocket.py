@@ -40,7 +40,7 @@ from ._inbox import Inbox, not_on_loop
 from ._links import LinkEnd
 from ._loop import Loop, get_loop
 from ._proxy import check_proxy_option
-from ._tls import make_context
+from ._tls import make_context, proxy_context
 from ._validation import ParsedURL, check_close, check_header, parse_protocols, parse_url
 from ._wslink import DEFAULT_MAX_SIZE, WebSocketLink
 from .sansio.deflate import DeflateOptions
@@ -219,8 +219,7 @@ class WebSocket(DOMEventTarget):
         self._proxy = proxy
         self._id = uuid.uuid4().hex
         tls = make_context(ssl_context, cafile) if self._parsed.secure else None
-        # TLS to an https:// proxy trusts what the server's TLS trusts (a private CA too).
-        proxy_tls = tls or (make_context(ssl_context, cafile) if ssl_context or cafile else None)
+        proxy_tls = proxy_context(tls, ssl_context, cafile)
 
         # Shared with user threads, under _lock.
         # Reentrant: a handler's sys.exit() reaches the main thread as an exception that can
