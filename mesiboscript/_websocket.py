@@ -20,6 +20,7 @@ from concurrent.futures import Future
 from typing import Any, Callable, ClassVar, Optional, Union
 
 from . import _lifetime
+from ._condition import Condition
 from ._constants import ReadyState
 from ._events import (
     ONCLOSE_DOC,
@@ -226,7 +227,7 @@ class WebSocket(DOMEventTarget):
         # land between a `with self._cond:`'s acquire and its block, leaving the lock taken;
         # the exit hook (same thread) must still get it to close with 1001.
         self._lock = threading.RLock()
-        self._cond = threading.Condition(self._lock)
+        self._cond = Condition(self._lock)  # costs nothing until read()/upgrade() waits
         # Set once the close event has been dispatched: upgrade() reports a failure after its
         # error and close handlers ran, so what they print comes before what the caller prints.
         self._close_dispatched = False

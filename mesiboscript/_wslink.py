@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any, Callable, Optional, Union
 
+from ._condition import Condition
 from ._constants import ReadyState, SocketError
 from ._exceptions import ConnectionFailed
 from ._links import LinkEnd, LinkListener
@@ -68,11 +69,11 @@ class WebSocketLink(TransportListener):
         max_size: int = DEFAULT_MAX_SIZE,
         compression: Optional[DeflateOptions] = None,
         lock: Optional[Any] = None,
-        cond: Optional[threading.Condition] = None,
+        cond: Optional[Condition] = None,
     ) -> None:
         if cond is None:
             lock = threading.RLock()
-            cond = threading.Condition(lock)
+            cond = Condition(lock)
         assert lock is not None, "a shared condition comes with its lock"
         # The lock guards the core; the condition (over the same lock) tells waiters of a new
         # state. `with self._lock` is the C lock's own context manager: the per-message paths
