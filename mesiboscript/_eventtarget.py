@@ -61,6 +61,7 @@ logger = logging.getLogger("mesiboscript")
 # can fail before that (its events are remembered for those late handlers).
 UNHEARD_GRACE = 0.25
 _ATTR: Any = object()  # the place of the on<type> handler among a type's listeners
+_ATTR_ONLY: list[Any] = [_ATTR]  # the listeners of a type that has its attribute alone (shared)
 
 
 class _Loop(Protocol):
@@ -231,7 +232,8 @@ class EventTarget:
                     self._attr_given = {}
                 self._attr_given[type] = handler
             if not has_place:
-                self._listeners[type] = [*current, _ATTR]
+                # Lists are replaced, never mutated: the usual one (the attribute alone) is shared.
+                self._listeners[type] = [*current, _ATTR] if current else _ATTR_ONLY
             waiting = self._is_waiting(type)
         if waiting:
             self._schedule_pending()
