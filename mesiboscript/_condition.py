@@ -32,8 +32,8 @@ class Condition:
         self._cond: Optional[threading.Condition] = None  # while a thread waits
         self._waiting = 0  # threads in wait_for
 
-    def __enter__(self) -> bool:
-        return bool(self._lock.__enter__())
+    def __enter__(self) -> Any:
+        return self._lock.__enter__()
 
     def __exit__(self, *exc: object) -> None:
         self._lock.__exit__(*exc)
