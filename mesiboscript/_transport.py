@@ -857,7 +857,7 @@ def _is_ip(host: str) -> bool:
 
 def _interleave(infos: list[Any]) -> list[Any]:
     """Alternate address families, starting with the resolver's first choice (RFC 8305 §4)."""
-    if not infos:
+    if len(infos) < 2:  # a literal IP (every connection of a script that connects to one)
         return infos
     first = [i for i in infos if i[0] == infos[0][0]]
     other = [i for i in infos if i[0] != infos[0][0]]
