@@ -43,7 +43,6 @@ _ATTEMPT_DELAY = 0.25  # RFC 8305's "Connection Attempt Delay": the next address
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 # After a caller thread read the socket (caller_read), the loop leaves it to callers this long.
 _CALLER_LEASE = 0.05
-_ATTEMPT = -1  # Transport._events of the socket just connected: registered by its connect attempt
 
 Buffer = Union[bytes, bytearray, memoryview]
 _Socket = socket.socket  # the class's `socket` property hides the module in annotations
@@ -441,10 +440,10 @@ class Transport:
         self._fail(cause, error)
 
     def _attempt_done(self, sock: _Socket, mask: int = 0) -> None:
+        self._loop.remove(sock)
         del self._attempts[sock]
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
-            self._loop.remove(sock)
             sock.close()
             self._first_error = self._first_error or OSError(err, _strerror(err))
             # The next address now, not after the delay (RFC 8305 §5); with none left, this
@@ -455,9 +454,7 @@ class Transport:
             return
         self._cancel_attempts()
         self._sock = sock
-        # Still registered, with the attempt's callback: the next _set_events changes that
-        # registration (one system call) rather than removing it and adding it again.
-        self._events = _ATTEMPT
+        self._events = 0
         self._connected()
 
     def _cancel_attempts(self) -> None:
