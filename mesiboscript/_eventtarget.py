@@ -61,6 +61,7 @@ logger = logging.getLogger("mesiboscript")
 # can fail before that (its events are remembered for those late handlers).
 UNHEARD_GRACE = 0.25
 _ATTR: Any = object()  # the place of the on<type> handler among a type's listeners
+_ATTR_ONLY: list[Any] = [_ATTR]  # the listeners of a type that has its attribute alone (shared)
 
 
 class _Loop(Protocol):
@@ -98,7 +99,7 @@ class EventHandler(Generic[H]):
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         if obj is None:
             return self
-        given = obj._attr_given.get(self.type)
+        given = obj._attr_given.get(self.type) if obj._attr_given else None
         return given if given is not None else obj._attr_handlers.get(self.type)
 
     def __set__(self, obj: Any, handler: Optional[H]) -> None:
@@ -151,6 +152,14 @@ class EventTarget:
     _MAX_HELD: ClassVar[Optional[int]] = None
     _MESSAGE_STATE: ClassVar[Any] = None  # _STATE_AT_EVENT["message"], for the fast path
 
+    # Per-instance state that starts at these class-level values and is set on an instance only
+    # when it changes (a constructor's attribute costs 0.3 us through __setattr__ below).
+    # What was set, where _adapt_handler wrapped it.
+    _attr_given: Optional[dict[str, Handler]] = None
+    _ev_held: Optional[dict[str, deque[tuple[int, Any]]]] = None
+    _ev_seq = 0  # orders what late delivery replays (I/O thread)
+    _ev_inbox_seq = 0  # where the waiting messages sit in that order
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._MESSAGE_STATE = cls._STATE_AT_EVENT.get("message")
@@ -165,11 +174,7 @@ class EventTarget:
         self._ev_inbox = inbox
         self._listeners: dict[str, list[Any]] = {}  # replaced, never mutated
         self._attr_handlers: dict[str, Handler] = {}  # what is called
-        self._attr_given: dict[str, Handler] = {}  # what was set, where _adapt_handler wrapped it
         self._ev_fired: dict[str, _Fired] = {}
-        self._ev_held: Optional[dict[str, deque[tuple[int, Any]]]] = None
-        self._ev_seq = 0  # orders what late delivery replays (I/O thread)
-        self._ev_inbox_seq = 0  # where the waiting messages sit in that order
         # Something waits for a handler just set: deliver it before any newer event.
         self._ev_late = False
         # The state handlers of the running event see (I/O thread), in a box: written twice per
@@ -213,17 +218,22 @@ class EventTarget:
             has_place = any(x is _ATTR for x in current)
             if handler is None or call is None:
                 self._attr_handlers.pop(type, None)
-                self._attr_given.pop(type, None)
+                if self._attr_given:
+                    self._attr_given.pop(type, None)
                 if has_place:
                     self._listeners[type] = [x for x in current if x is not _ATTR]
                 return
             self._attr_handlers[type] = call
             if call is handler:
-                self._attr_given.pop(type, None)
+                if self._attr_given:
+                    self._attr_given.pop(type, None)
             else:
+                if self._attr_given is None:
+                    self._attr_given = {}
                 self._attr_given[type] = handler
             if not has_place:
-                self._listeners[type] = [*current, _ATTR]
+                # Lists are replaced, never mutated: the usual one (the attribute alone) is shared.
+                self._listeners[type] = [*current, _ATTR] if current else _ATTR_ONLY
             waiting = self._is_waiting(type)
         if waiting:
             self._schedule_pending()

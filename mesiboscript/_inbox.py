@@ -13,6 +13,7 @@ import threading
 from collections import deque
 from typing import Callable, Optional, Union
 
+from ._condition import Condition
 from ._exceptions import InvalidStateError
 from ._loop import Loop
 
@@ -31,7 +32,10 @@ class Inbox:
     __slots__ = ("_bytes", "_cond", "_max_bytes", "_max_items", "items", "paused", "watch")
 
     def __init__(
-        self, cond: threading.Condition, max_bytes: int, max_items: Optional[int] = None
+        self,
+        cond: Union[Condition, threading.Condition],
+        max_bytes: int,
+        max_items: Optional[int] = None,
     ) -> None:
         self._cond = cond
         self._max_bytes = max_bytes

@@ -36,20 +36,24 @@ def _noop(*args: Any) -> None:
 class TimerHandle:
     """A call scheduled with :meth:`Loop.call_later`; ``cancel()`` is safe from the loop thread."""
 
-    __slots__ = ("args", "callback", "cancelled", "when")
+    __slots__ = ("args", "callback", "cancelled", "loop", "when")
 
-    def __init__(self, when: float, callback: Callback, args: tuple[Any, ...]) -> None:
+    def __init__(self, when: float, callback: Callback, args: tuple[Any, ...], loop: Loop) -> None:
         self.when = when
         self.callback = callback
         self.args = args
         self.cancelled = False
+        self.loop = loop
 
     def cancel(self) -> None:
         # Drop the references now, as asyncio does: a cancelled 30 s connect timer must not
         # keep a closed connection (and everything it holds) alive until it would have fired.
+        if self.cancelled:
+            return
         self.cancelled = True
         self.callback = _noop
         self.args = ()
+        self.loop._timer_cancelled()
 
     def __lt__(self, other: TimerHandle) -> bool:
         return self.when < other.when
@@ -62,6 +66,7 @@ class Loop:
         self._selector = selectors.DefaultSelector()
         self._calls: deque[tuple[Callback, tuple[Any, ...]]] = deque()
         self._timers: list[TimerHandle] = []
+        self._cancelled = 0  # cancelled timers, most of them still in _timers
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -96,9 +101,20 @@ class Loop:
 
     def call_later(self, delay: float, callback: Callback, *args: Any) -> TimerHandle:
         """Schedule a call after ``delay`` seconds (from the loop thread)."""
-        handle = TimerHandle(time.monotonic() + delay, callback, args)
+        handle = TimerHandle(time.monotonic() + delay, callback, args, self)
         heapq.heappush(self._timers, handle)
         return handle
+
+    def _timer_cancelled(self) -> None:
+        # Every connection cancels its 30 s connect timer once open: with thousands opened at
+        # once, the heap would hold that many dead handles for 30 s. Dropped once they are more
+        # than half of it, as asyncio does.
+        self._cancelled += 1
+        timers = self._timers
+        if self._cancelled > 64 and self._cancelled * 2 > len(timers) and self.in_loop_thread():
+            timers[:] = [handle for handle in timers if not handle.cancelled]  # same list: _run's
+            heapq.heapify(timers)
+            self._cancelled = 0
 
     def resolve(
         self, host: str, port: int, callback: Callable[[Any, Optional[BaseException]], None]
@@ -150,6 +166,8 @@ class Loop:
                     handle = heapq.heappop(timers)
                     if not handle.cancelled:
                         self._call(handle.callback, handle.args)
+                    elif self._cancelled:
+                        self._cancelled -= 1
             # Run what is queued now; calls queued by these calls wait for the next turn, after
             # the selector has been polled, so a busy connection cannot starve the others.
             for _ in range(len(calls)):

@@ -56,6 +56,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
 from . import _lifetime
+from ._condition import Condition
 from ._constants import ReadyState
 from ._eventtarget import EventHandler, EventTarget
 from ._exceptions import InvalidStateError
@@ -316,7 +317,7 @@ class Socket(EventTarget):
 
         # Shared with user threads, under _lock.
         self._lock = threading.RLock()  # reentrant, as WebSocket's (the exit hook's close)
-        self._cond = threading.Condition(self._lock)
+        self._cond = Condition(self._lock)  # costs nothing until a thread waits
         self._state = ReadyState.CONNECTING
         self._opened = False
         self._ever_connected = False

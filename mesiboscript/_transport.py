@@ -843,6 +843,7 @@ def _strerror(err: int) -> str:
     return os.strerror(err)
 
 
+@functools.lru_cache(maxsize=256)  # the same few hosts, once per connection: 2 us each
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -853,7 +854,7 @@ def _is_ip(host: str) -> bool:
 
 def _interleave(infos: list[Any]) -> list[Any]:
     """Alternate address families, starting with the resolver's first choice (RFC 8305 §4)."""
-    if not infos:
+    if len(infos) < 2:  # a literal IP (every connection of a script that connects to one)
         return infos
     first = [i for i in infos if i[0] == infos[0][0]]
     other = [i for i in infos if i[0] != infos[0][0]]

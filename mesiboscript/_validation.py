@@ -6,6 +6,7 @@ before anything is sent, as the WHATWG WebSocket constructor and ``close()`` do.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import NamedTuple, Optional, Union
@@ -71,6 +72,17 @@ def parse_url(
     """
     if not isinstance(url, str):
         raise TypeError(f"url must be a str, not {type(url).__name__}")
+    if "@" in url:  # credentials are not kept in the cache below once the connection is gone
+        return _parse_url.__wrapped__(url, schemes, secure_schemes, require_port)
+    return _parse_url(url, schemes, secure_schemes, require_port)
+
+
+# A process opens many connections to the same few URLs (10 000 idle ones: one); parsing and
+# checking one costs ~10 us. The result is immutable; failures are not kept (they raise).
+@functools.lru_cache(maxsize=256)
+def _parse_url(
+    url: str, schemes: tuple[str, ...], secure_schemes: tuple[str, ...], require_port: bool
+) -> ParsedURL:
     if _FORBIDDEN_IN_VALUES.search(url) or "\t" in url:
         raise _fail(f"invalid URL {url!r}: contains a tab, CR, LF or NUL")
     try:

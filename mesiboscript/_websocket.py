@@ -17,9 +17,10 @@ import time
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import Future
-from typing import Any, Callable, ClassVar, Optional, Union
+from typing import Any, Callable, ClassVar, NamedTuple, Optional, Union
 
 from . import _lifetime
+from ._condition import Condition
 from ._constants import ReadyState
 from ._events import (
     ONCLOSE_DOC,
@@ -78,6 +79,20 @@ def _encode(data: object) -> tuple[int, bytes]:
     raise TypeError(
         f"send() takes str, bytes, bytearray, memoryview, dict or list, not {type(data).__name__}"
     )
+
+
+class _Given(NamedTuple):
+    """What ``WebSocket(other)`` copies from ``other``: its options as given."""
+
+    protocols: list[str]
+    headers: dict[str, str]
+    origin: Optional[str]
+    ssl_context: Optional[ssl.SSLContext]
+    proxy: Union[bool, str, None]
+    compression: tuple[Optional[str], Optional[Mapping[str, Any]]]
+
+
+_DEFAULTS = _Given([], {}, None, None, None, ("deflate", None))  # shared: never changed
 
 
 @_lifetime.session_type
@@ -154,12 +169,15 @@ class WebSocket(DOMEventTarget):
         "close": ReadyState.CLOSED,
     }
 
-    _protocols: list[str]
-    _headers: dict[str, str]
-    _origin: Optional[str]
-    _ssl_context: Optional[ssl.SSLContext]
-    _proxy: Union[bool, str, None]
-    _compression: tuple[Optional[str], Optional[Mapping[str, Any]]]
+    # Class-level defaults, set on an instance only when they change: each attribute set in the
+    # constructor costs 0.3 us (the class's __setattr__ checks on* names) and a slot in every
+    # connection's dict.
+    _id: Optional[str] = None  # made by getId()
+    _futures: Optional[set[Future[None]]] = None  # made by the first send that has one
+    _close_dispatched = False
+    _binary_type = "blob"
+    _last_error: Optional[BaseException] = None
+    _given = _DEFAULTS  # the options as given, for WebSocket(other)
 
     def __init__(
         self,
@@ -186,16 +204,17 @@ class WebSocket(DOMEventTarget):
         if isinstance(url, WebSocket):
             other: WebSocket = url
             url = other.url
-            protocols = other._protocols if protocols is None else protocols
-            headers, origin = headers or other._headers, origin or other._origin
-            ssl_context = ssl_context or other._ssl_context
-            proxy = other._proxy if proxy is None else proxy
+            given = other._given
+            protocols = given.protocols if protocols is None else protocols
+            headers, origin = headers or given.headers, origin or given.origin
+            ssl_context = ssl_context or given.ssl_context
+            proxy = given.proxy if proxy is None else proxy
             if compression == "deflate" and compression_options is None:  # not given: the other's
-                compression, compression_options = other._compression
+                compression, compression_options = given.compression
         self._parsed: ParsedURL = parse_url(url)
-        self._protocols = parse_protocols(protocols)
-        self._headers = dict(headers or {})
-        header_lines = [check_header(k, v) for k, v in self._headers.items()]
+        protocol_list = parse_protocols(protocols)
+        headers = dict(headers or {})
+        header_lines = [check_header(k, v) for k, v in headers.items()]
         if origin is not None:
             check_header("Origin", origin)
         if self._parsed.userinfo:
@@ -213,11 +232,23 @@ class WebSocket(DOMEventTarget):
             raise ValueError(f"max_size must be a positive int, not {max_size!r}")
         check_proxy_option(proxy)
         deflate = DeflateOptions.from_options(compression, compression_options)
-        self._compression = (compression, compression_options)
-        self._origin = origin
-        self._ssl_context = ssl_context
-        self._proxy = proxy
-        self._id = uuid.uuid4().hex
+        if (
+            protocol_list
+            or headers
+            or origin is not None
+            or ssl_context is not None
+            or proxy is not None
+            or compression != "deflate"
+            or compression_options is not None
+        ):
+            self._given = _Given(
+                protocol_list,
+                headers,
+                origin,
+                ssl_context,
+                proxy,
+                (compression, compression_options),
+            )
         tls = make_context(ssl_context, cafile) if self._parsed.secure else None
         proxy_tls = proxy_context(tls, ssl_context, cafile)
 
@@ -226,15 +257,12 @@ class WebSocket(DOMEventTarget):
         # land between a `with self._cond:`'s acquire and its block, leaving the lock taken;
         # the exit hook (same thread) must still get it to close with 1001.
         self._lock = threading.RLock()
-        self._cond = threading.Condition(self._lock)
+        self._cond = Condition(self._lock)  # costs nothing until read()/upgrade() waits
         # Set once the close event has been dispatched: upgrade() reports a failure after its
         # error and close handlers ran, so what they print comes before what the caller prints.
-        self._close_dispatched = False
+        # (_close_dispatched, a class-level default until then.)
         # Messages for read() or a late onmessage; past the high water, the socket is not read.
         self._inbox = Inbox(self._cond, _HIGH_WATER_BYTES, _HIGH_WATER_COUNT)
-        self._futures: set[Future[None]] = set()
-        self._binary_type = "blob"
-        self._last_error: Optional[BaseException] = None
         self._loop: Loop = get_loop()
         # Handlers, listeners, one-shot memory and late delivery (a late onmessage gets the inbox).
         self._init_events(self._loop, self._lock, self._inbox)
@@ -253,7 +281,7 @@ class WebSocket(DOMEventTarget):
             _Listener(self),
             self._parsed,
             display_url=self._parsed.display,
-            protocols=tuple(self._protocols),
+            protocols=tuple(protocol_list),
             headers=tuple(header_lines),
             origin=origin,
             tls=tls,
@@ -355,12 +383,15 @@ class WebSocket(DOMEventTarget):
     ) -> bool:
         if future is not None:
             with self._lock:
+                if self._futures is None:
+                    self._futures = set()
                 self._futures.add(future)
         return self._link.send_threadsafe(opcode, payload, future, compress)
 
     def _written(self, future: Any) -> None:
         """The message sent with this Future is wholly in the kernel."""
-        self._futures.discard(future)
+        if self._futures is not None:
+            self._futures.discard(future)
         if not future.done():
             future.set_result(None)
 
@@ -368,7 +399,10 @@ class WebSocket(DOMEventTarget):
 
     def getId(self) -> str:
         """A stable, unique id for this session."""
-        return self._id
+        with self._lock:
+            if self._id is None:  # made at the first call: most connections never ask
+                self._id = uuid.uuid4().hex
+            return self._id
 
     def sendTextAsync(self, text: str) -> Future[None]:
         """Queue a text message; the Future completes once it is written to the socket, or fails
@@ -386,7 +420,8 @@ class WebSocket(DOMEventTarget):
             return future
         if not self._queue(opcode, payload, future):
             with self._lock:
-                self._futures.discard(future)
+                if self._futures is not None:
+                    self._futures.discard(future)
             future.set_exception(InvalidStateError("the session closed"))
         return future
 
@@ -517,8 +552,8 @@ class WebSocket(DOMEventTarget):
         self._last_error = end.cause
         _lifetime.closed_session(self)
         with self._lock:
-            futures = list(self._futures)
-            self._futures.clear()
+            futures = list(self._futures or ())
+            self._futures = None
         for future in futures:
             if not future.done():
                 future.set_exception(

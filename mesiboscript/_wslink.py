@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any, Callable, Optional, Union
 
+from ._condition import Condition
 from ._constants import ReadyState, SocketError
 from ._exceptions import ConnectionFailed
 from ._links import LinkEnd, LinkListener
@@ -68,11 +69,11 @@ class WebSocketLink(TransportListener):
         max_size: int = DEFAULT_MAX_SIZE,
         compression: Optional[DeflateOptions] = None,
         lock: Optional[Any] = None,
-        cond: Optional[threading.Condition] = None,
+        cond: Optional[Condition] = None,
     ) -> None:
         if cond is None:
             lock = threading.RLock()
-            cond = threading.Condition(lock)
+            cond = Condition(lock)
         assert lock is not None, "a shared condition comes with its lock"
         # The lock guards the core; the condition (over the same lock) tells waiters of a new
         # state. `with self._lock` is the C lock's own context manager: the per-message paths
@@ -108,7 +109,8 @@ class WebSocketLink(TransportListener):
         self._pump_scheduled = False  # under cond
         # Direct sends and reads from other threads (send_threadsafe, read_here).
         self._hot = _Hot()  # one attribute: the instance dict stays a small shared-key one
-        self._rejected: list[object] = []  # tokens of writes the core refused (closing)
+        # Tokens of writes the core refused (closing): rare, a tuple (none costs no list).
+        self._rejected: tuple[object, ...] = ()
         # bufferedAmount = accepted - written: each counter has one writer (senders under cond;
         # the I/O thread), so a write completing takes no lock.
         self._accepted = 0
@@ -280,7 +282,7 @@ class WebSocketLink(TransportListener):
 
     def write(self, data: Buffer, token: object = None, *, text: bool = False) -> None:
         if not self.send_threadsafe(TEXT if text else BINARY, data, token) and token is not None:
-            self._rejected.append(token)  # refused (closing): reported unsent at the end
+            self._rejected += (token,)  # refused (closing): reported unsent at the end
 
     def close(self, code: Optional[int] = 1000, reason: bytes = b"") -> None:
         """The owner's graceful close: the closing handshake once open; before that, as
@@ -486,7 +488,7 @@ class WebSocketLink(TransportListener):
         # What the transport has not written yet: (the owner's token, the payload's size), in order.
         written = self._transport.unwritten_tokens() if self._transport is not None else []
         unsent = (*(t for t, _ in written if t is not None), *self._rejected)
-        self._rejected.clear()
+        self._rejected = ()
         failure, cause = closed.failure, closed.cause
         if self._aborted is not None:
             failure = cause = self._aborted[0]

@@ -50,6 +50,7 @@ except ImportError as _exc:  # websockets missing, or older than 13 (no asyncio 
     ) from _exc
 
 from . import _lifetime
+from ._condition import Condition
 from ._constants import ReadyState, SocketError
 from ._events import (
     ONCLOSE_DOC,
@@ -197,7 +198,7 @@ class ServerWebSocket(DOMEventTarget):
         self._lock = threading.Lock()
         self._buffered = 0
         # Messages read and not yet handled: for a late onmessage, and the reader's backpressure.
-        self._inbox = Inbox(threading.Condition(self._lock), _HIGH_WATER_BYTES, _HIGH_WATER_COUNT)
+        self._inbox = Inbox(Condition(self._lock), _HIGH_WATER_BYTES, _HIGH_WATER_COUNT)
         self._loop = get_loop()
         self._init_events(self._loop, self._lock, self._inbox)
         # Set (on the server's thread) when the inbox has drained after a pause.

@@ -63,6 +63,29 @@ def test_a_cancelled_timer_lets_go_of_its_callback_and_arguments() -> None:
     assert fired == []
 
 
+def test_cancelled_timers_leave_the_heap_and_the_others_still_fire_in_order() -> None:
+    # Thousands of connections opening at once each cancel a 30 s connect timer: the heap must
+    # not hold those dead handles (and their memory) for 30 s.
+    loop = get_loop()
+    fired: list[int] = []
+    done = threading.Event()
+
+    def schedule() -> list[TimerHandle]:
+        dead = [loop.call_later(TIMEOUT * 10, fired.append, -1) for _ in range(1000)]
+        live = [loop.call_later(0.01 * (i + 1), fired.append, i) for i in range(3)]
+        loop.call_later(0.05, done.set)
+        for handle in dead:
+            handle.cancel()
+            handle.cancel()  # twice: counted once
+        return live
+
+    live = on_loop(schedule)
+    assert on_loop(lambda: sum(1 for h in loop._timers if h.cancelled)) < 500
+    assert done.wait(TIMEOUT)
+    assert fired == [0, 1, 2]
+    assert not any(h.cancelled for h in live)
+
+
 def test_more_names_than_resolver_threads_are_all_answered() -> None:
     answers: list[Optional[BaseException]] = []
     cond = threading.Condition()

@@ -110,6 +110,8 @@ class DeflateOptions:
             return None
         if compression != "deflate":
             raise ValueError(f'compression must be "deflate" or None, not {compression!r}')
+        if not options and cls is DeflateOptions:
+            return _DEFAULT_OPTIONS  # immutable: one for every connection with the defaults
         options = dict(options or {})
         unknown = sorted(set(options) - set(cls.__dataclass_fields__))
         if unknown:
@@ -122,6 +124,9 @@ class DeflateOptions:
         if self.server_max_window_bits is None:
             return OFFER
         return f"{OFFER}; server_max_window_bits={self.server_max_window_bits}"
+
+
+_DEFAULT_OPTIONS = DeflateOptions()
 
 
 def parse_extensions(value: str) -> list[tuple[str, Params]]:
