@@ -71,14 +71,18 @@ class Loop:
         #: ``dispatch(owner, handler, *args)``: run a user handler on the loop thread; what it
         #: returns, or ``_dispatch.FAILED`` if it raised.
         self.dispatch = self._dispatcher.run
+        # The thread's id, compared with get_ident() on every send and read (cheaper than
+        # current_thread()); set by the thread itself before it runs anything.
+        self._ident: Optional[int] = None
         self._thread = threading.Thread(target=self._run, name="mesiboscript-io", daemon=True)
         self._thread.start()
+        self._ident = self._thread.ident
         self._resolver = _Resolver(self)
 
     # -- thread hand-off ---------------------------------------------------------------------
 
     def in_loop_thread(self) -> bool:
-        return threading.current_thread() is self._thread
+        return threading.get_ident() == self._ident  # looked up now: gevent may patch it
 
     def call_soon(self, callback: Callback, *args: Any) -> None:
         """Schedule a call on the loop thread (from the loop thread)."""
@@ -123,6 +127,7 @@ class Loop:
     # -- the loop ----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        self._ident = threading.get_ident()
         _lifetime.library_thread()
         self._dispatcher.bind()
         select = self._selector.select

@@ -15,7 +15,6 @@ everything else runs on the I/O thread, and listener calls are made without the 
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Callable, Optional, Union
 
 from ._constants import ReadyState, SocketError
@@ -117,7 +116,6 @@ class WebSocketLink(TransportListener):
         self._close_timer_armed = False
         self._tcp_closing = False
         self._ping_timer: Optional[TimerHandle] = None
-        self._last_rx = 0.0
         self._ended = False
         self._aborted: Optional[tuple[Optional[BaseException]]] = None  # (failure,) once aborted
 
@@ -188,55 +186,62 @@ class WebSocketLink(TransportListener):
         return True
 
     def read_here(
-        self, wait: Optional[float], keep: Callable[[list[Union[str, bytes]]], None]
-    ) -> Optional[bool]:
+        self, wait: Optional[float], keep: Callable[[list[Union[str, bytes]]], object]
+    ) -> object:
         """A blocking ``read()`` with no message handler reads the socket itself, on its own
         thread (:meth:`Transport.caller_read`): the messages it completes go to ``keep``, in
-        order, before anything the I/O thread reads later. Pongs, a close frame and a protocol
-        violation are the I/O thread's to answer: it is called for them (rare, one wake-up).
+        order, before anything the I/O thread reads later; what ``keep`` returns (a message
+        it hands straight to the caller, else True) is returned. Pongs, a close frame and a
+        protocol violation are the I/O thread's to answer: it is called for them (rare, one
+        wake-up).
 
-        Returns True when bytes were read, False when none came within ``wait``, None when the
-        caller must wait for the I/O thread instead (not open, TLS, frames held back, ...).
+        Returns ``keep``'s answer when bytes were read, False when none came within ``wait``,
+        None when the caller must wait for the I/O thread instead (not open, TLS, frames held
+        back, ...).
         """
         transport = self._transport
         if transport is None or self._ended:
             return None
-        with self._lock:
-            if (
-                self.core.state is not ReadyState.OPEN
-                or self.core.has_held_events
-                or self._hot.draining
-            ):
-                return None
         self._hot.keep = keep
-        return transport.caller_read(wait, self._caller_received)
+        return transport.caller_read(wait, self._caller_received, self._may_read_here)
 
-    def _caller_received(self, got: Union[bytes, int]) -> None:
+    def _may_read_here(self) -> bool:
+        # With the transport's read gate held: nothing another reader left for the I/O thread.
+        core = self.core
+        return core.state is ReadyState.OPEN and not core.has_held_events and not self._hot.draining
+
+    def _caller_received(self, got: Union[bytes, int]) -> object:
         # On the caller's thread, with the transport's read gate held (see read_here).
-        self._last_rx = time.monotonic()
-        self._hot.rx_count += 1
+        hot = self._hot
+        hot.rx_count += 1
         core = self.core
         with self._lock:
             before = core.state
             events = core.receive_data(got) if type(got) is bytes else core.receive_into(got)  # type: ignore[arg-type]
             if core.state is not before:
                 self.cond.notify_all()
-            want = core.want
             later = core.has_held_events or core.state is not ReadyState.OPEN
             pump = not later and core.has_data_to_send and not self._pump_scheduled
             if pump:
                 self._pump_scheduled = True
             if later:
-                self._hot.draining = True  # no caller read until the I/O thread handled it
+                hot.draining = True  # no caller read until the I/O thread handled it
+        want = core.want
         if want is not None and self._transport is not None:
             self._transport.read_into(want)
-        messages = [event.data for event in events if type(event) is Message]
-        if messages:
-            self._hot.keep(messages)
+        handed: object = True
+        if len(events) == 1:
+            event = events[0]
+            if type(event) is Message:
+                handed = hot.keep([event.data])
+        elif events:
+            handed = hot.keep([event.data for event in events if type(event) is Message])
+        # After the messages are kept: what the I/O thread delivers next comes after them.
         if later:
             self._loop.call_soon_threadsafe(self._drain_held)
         elif pump:
             self._loop.call_soon_threadsafe(self._pump)
+        return handed
 
     def _drain_held(self) -> None:
         # On the I/O thread: what a caller's read left held in the core (frames behind its
@@ -396,7 +401,6 @@ class WebSocketLink(TransportListener):
         self._pump()
 
     def data_received(self, data: bytes) -> None:
-        self._last_rx = time.monotonic()
         self._hot.rx_count += 1
         with self._lock:
             # Sends made while this input is handled (handlers, other threads) are queued and
@@ -410,7 +414,6 @@ class WebSocketLink(TransportListener):
         self._after_input(events)
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._last_rx = time.monotonic()
         self._hot.rx_count += 1
         with self._lock:
             # Sends made while this input is handled (handlers, other threads) are queued and
@@ -458,7 +461,6 @@ class WebSocketLink(TransportListener):
 
     def _opened(self) -> None:
         self._cancel_timer()
-        self._last_rx = time.monotonic()
         if self._ping_interval is not None:
             self._ping_timer = self._loop.call_later(self._ping_interval, self._send_ping)
         self._listener.link_up(self)
@@ -528,14 +530,14 @@ class WebSocketLink(TransportListener):
             sent = self.core.send_ping()
         if not sent:
             return
-        sent_at = time.monotonic()
+        reads = self._hot.rx_count  # any input since is a sign of life (no clock per read)
         self._pump()
         if self._ping_timeout is not None:
-            self._loop.call_later(self._ping_timeout, self._check_alive, sent_at)
+            self._loop.call_later(self._ping_timeout, self._check_alive, reads)
         self._ping_timer = self._loop.call_later(self._ping_interval, self._send_ping)
 
-    def _check_alive(self, sent_at: float) -> None:
-        if self._ended or self._last_rx >= sent_at:
+    def _check_alive(self, reads: int) -> None:
+        if self._ended or self._hot.rx_count != reads:
             return
         self._core_fail(
             ConnectionFailed(
@@ -579,11 +581,12 @@ class _Hot:
         # The I/O thread is between taking the core's frames and queueing them on the
         # transport (set under the lock): no direct send may overtake them.
         self.io_writing = False
-        # Reads so far, and at the last direct send: at most one direct send per read (a
-        # stream of sends is batched by the I/O thread instead).
+        # Reads so far (also how a ping's timeout knows input came), and at the last direct
+        # send: at most one direct send per read (a stream of sends is batched by the I/O
+        # thread instead).
         self.rx_count = 0
         self.rx_direct = 0
-        self.keep: Callable[[list[Union[str, bytes]]], None] = _ignore  # read_here's
+        self.keep: Callable[[list[Union[str, bytes]]], object] = _ignore  # read_here's
         # The owner paused reading (its inbox is past the high-water mark): input the core
         # holds back (messages inflated to its budget) waits too (I/O thread only).
         self.paused = False
@@ -591,8 +594,8 @@ class _Hot:
         self.draining = False
 
 
-def _ignore(messages: list[Union[str, bytes]]) -> None:
-    pass
+def _ignore(messages: list[Union[str, bytes]]) -> object:
+    return True
 
 
 def _unsent(frame: Frame, sent: int) -> Optional[Frame]:

@@ -20,13 +20,14 @@ from .rawserver import OP_PING, OP_PONG, OP_TEXT, RawConnection, RawServer, clos
 
 @pytest.fixture
 def caller_reads(monkeypatch: pytest.MonkeyPatch) -> list[Optional[bool]]:
-    """What every ``caller_read`` returned (True: it read bytes on the caller's thread)."""
+    """What every ``caller_read`` did: True when it read bytes on the caller's thread (it
+    returned a message handed straight to ``read()``, or True), else what it returned."""
     results: list[Optional[bool]] = []
     real = Transport.caller_read
 
-    def spy(self: Transport, wait: Any, received: Any) -> Optional[bool]:
-        got = real(self, wait, received)
-        results.append(got)
+    def spy(self: Transport, wait: Any, received: Any, may_read: Any) -> object:
+        got = real(self, wait, received, may_read)
+        results.append(True if got is not None and got is not False else got)
         return got
 
     monkeypatch.setattr(Transport, "caller_read", spy)
