@@ -345,10 +345,19 @@ class WebSocket(DOMEventTarget):
                 nothing is raised (the standard's rule); ``bufferedAmount`` still grows.
             TypeError: for other types.
         """
-        if self._link.state is ReadyState.CONNECTING:
+        link = self._link
+        if link.core.state is ReadyState.CONNECTING:
             raise InvalidStateError("send() called while the WebSocket is still CONNECTING")
-        opcode, payload = _encode(data)
-        self._queue(opcode, payload, None, compress)
+        if type(data) is str:
+            try:
+                payload = data.encode("utf-8")
+            except UnicodeEncodeError:
+                opcode, payload = _encode(data)
+            else:
+                opcode = TEXT
+        else:
+            opcode, payload = _encode(data)
+        link.send_threadsafe(opcode, payload, None, compress)
 
     def _queue(
         self, opcode: int, payload: bytes, future: Optional[Future[None]], compress: bool = True

@@ -153,6 +153,7 @@ class WebSocketLink(TransportListener):
         frame: Optional[Frame] = None
         if not compress or self.core.deflate is None:
             frame = build_frame(opcode, payload)  # masked before the lock
+        hot = self._hot
         with self._lock:
             if frame is None:
                 # Compressed under the lock: the compressor's context follows the wire's order.
@@ -161,10 +162,10 @@ class WebSocketLink(TransportListener):
                     self._accepted += size
                     return False
             if (
-                self._hot.rx_count != self._hot.rx_direct
+                hot.rx_count != hot.rx_direct
                 and token is None
                 and not self._pump_scheduled
-                and not self._hot.io_writing
+                and not hot.io_writing
                 and self.core.can_send
                 and not self.core.has_data_to_send
                 and self._transport is not None
@@ -172,7 +173,9 @@ class WebSocketLink(TransportListener):
             ):
                 sent = self._transport.try_send_now(frame)
                 if sent >= 0:
-                    self._hot.rx_direct = self._hot.rx_count
+                    hot.rx_direct = hot.rx_count
+                    if type(frame) is bytes and sent == len(frame):
+                        return True  # the kernel took it all (the common case)
                     frame = _unsent(frame, sent)
                     if frame is None:
                         return True
