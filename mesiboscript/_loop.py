@@ -145,10 +145,14 @@ class Loop:
             except InterruptedError:
                 continue
             for key, mask in events:
-                if key.data is None:
+                callback = key.data
+                if callback is None:
                     self._drain_wake()
                     continue
-                self._call(key.data, (mask,))
+                try:
+                    callback(mask)
+                except BaseException:  # as in _call, without a call and a tuple per event
+                    logger.exception("internal error in the mesiboscript I/O thread")
             if timers:
                 now = time.monotonic()
                 while timers and timers[0].when <= now:

@@ -211,6 +211,15 @@ class Transport:
         if self._stage == "closed":
             return
         out = self._out
+        if (
+            flush
+            and not out
+            and type(data) is not list
+            and self._stage == "open"
+            and not self._events & WRITE
+        ):
+            self._write_through(data, token)  # type: ignore[arg-type]
+            return
         if type(data) is list:
             size = 0
             for piece in data:
@@ -225,6 +234,33 @@ class Transport:
             marks.append((self._queued, token))
         if flush and self._stage == "open" and not self._events & WRITE:
             self._flush()
+
+    def _write_through(self, data: Buffer, token: Any) -> None:
+        # Nothing is queued: straight to the kernel, without a copy into the queue's buffer,
+        # a mark or a flush; only what it did not take is queued.
+        sock = self._sock
+        assert sock is not None
+        size = len(data)
+        try:
+            sent = sock.send(data)
+        except _WOULD_BLOCK:
+            sent = 0
+        except OSError as exc:
+            self._finish(exc)
+            return
+        self._queued += size
+        self._written += sent
+        if sent == size:
+            if token is not None:
+                self._protocol.write_done(token)
+            return
+        self._append(self._out, memoryview(data)[sent:])  # small: copied; large: a view
+        if token is not None:
+            marks = self._marks
+            if marks is None:
+                marks = self._marks = deque()
+            marks.append((self._queued, token))
+        self._update_events(want_write=True)
 
     @staticmethod
     def _append(out: list[Buffer], data: Buffer) -> int:
@@ -669,7 +705,9 @@ class Transport:
                 # bytes over without a copy only once no view of them is left.
                 self._into = into = None
                 self._protocol.buffer_updated(nbytes)
-            if self._stage != "open" or not self._reading or not _tls_pending(sock):
+            if self._stage != "open" or not self._reading or self._x.gather:
+                return  # plain TCP: the next readiness event says when there is more
+            if not _tls_pending(sock):
                 return
 
     def _flush(self) -> None:
