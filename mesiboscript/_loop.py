@@ -137,7 +137,9 @@ class Loop:
             if calls:
                 timeout: Optional[float] = 0
             elif timers:
-                timeout = max(0.0, timers[0].when - time.monotonic())
+                timeout = timers[0].when - time.monotonic()
+                if timeout < 0:
+                    timeout = 0
             else:
                 timeout = None
             try:

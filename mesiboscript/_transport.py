@@ -517,7 +517,12 @@ class Transport:
         stage = self._stage
         if stage == "open":
             if mask & READ:
-                self._read()
+                x = self._x
+                if x.caller_last:
+                    self._read()
+                else:
+                    with x.gate:  # _read without a call per event (no caller reads)
+                        self._read_gated()
             if mask & WRITE and self._stage == "open":
                 self._flush()
         elif stage == "proxy":

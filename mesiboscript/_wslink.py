@@ -162,9 +162,9 @@ class WebSocketLink(TransportListener):
                     self._accepted += size
                     return False
             if (
-                hot.rx_count != hot.rx_direct
+                not self._pump_scheduled  # first: always so while handlers run
                 and token is None
-                and not self._pump_scheduled
+                and hot.rx_count != hot.rx_direct
                 and not hot.io_writing
                 and self.core.can_send
                 and not self.core.has_data_to_send
@@ -350,12 +350,14 @@ class WebSocketLink(TransportListener):
     # -- the pump: what the core queued goes out; the core's closing decisions are carried out
 
     def _pump(self) -> None:
+        core = self.core
         with self._lock:
             self._pump_scheduled = False
-            frames = self.core.data_to_send()
-            state = self.core.state
-            must_close = self.core.must_close_transport
-            opened = self.core.opened
+            frames = core.data_to_send()
+            state = core.state
+            if state >= ReadyState.CLOSING:
+                must_close = core.must_close_transport
+                opened = core.opened
             # Until these are on the transport's queue, no direct send may overtake them.
             self._hot.io_writing = bool(frames)
         transport = self._transport
