@@ -15,7 +15,16 @@ from mesiboscript import WebSocket
 from mesiboscript._transport import Transport
 
 from .helpers import TIMEOUT, wait_for
-from .rawserver import OP_PING, OP_PONG, OP_TEXT, RawConnection, RawServer, close_frame, frame
+from .rawserver import (
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    RawConnection,
+    RawServer,
+    close_frame,
+    frame,
+)
 
 
 @pytest.fixture
@@ -188,3 +197,34 @@ def test_tls_reads_wait_for_the_io_thread(
     ws.close()
     assert caller_reads
     assert not any(caller_reads)
+
+
+def test_pongs_read_by_read_keep_a_pinging_connection_alive() -> None:
+    """With ping_timeout, any input since a ping is a sign of life: pongs that read() reads
+    on its own thread count too (the link counts reads; no clock per read)."""
+    pings: list[bytes] = []
+
+    def handler(conn: RawConnection) -> Optional[int]:
+        conn.handshake()
+        while True:
+            opcode, payload = conn.read_frame()
+            if opcode == OP_PING:
+                pings.append(payload)
+                conn.sock.sendall(frame(OP_PONG, payload))
+            elif opcode == OP_TEXT:
+                conn.sock.sendall(frame(OP_TEXT, payload))
+            else:
+                assert opcode == OP_CLOSE
+                return int.from_bytes(payload[:2], "big")
+
+    with RawServer(handler=handler) as srv:
+        ws = WebSocket(srv.url(), ping_interval=0.02, ping_timeout=0.2)
+        assert ws.upgrade(TIMEOUT)
+        i = 0
+        while len(pings) < 20:  # ten ping timeouts go by while read() reads
+            ws.send(f"m{i}")
+            assert ws.read(TIMEOUT) == f"m{i}"
+            i += 1
+        assert ws.readyState == WebSocket.OPEN
+        ws.close(1000)
+        assert srv.result() == 1000
