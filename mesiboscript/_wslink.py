@@ -203,9 +203,12 @@ class WebSocketLink(TransportListener):
         back, ...).
         """
         transport = self._transport
-        if transport is None or self._ended:
-            return None
-        self._hot.keep = keep
+        hot = self._hot
+        if transport is None or self._ended or self.core.state is not ReadyState.OPEN:
+            return None  # (no lock: a stale answer is checked again under the read gate)
+        if hot.draining:
+            return None  # not worth a wait (and a lease on the socket) only to be refused
+        hot.keep = keep
         return transport.caller_read(wait, self._caller_received, self._may_read_here)
 
     def _may_read_here(self) -> bool:
