@@ -244,3 +244,24 @@ def test_the_fast_path_keeps_every_check() -> None:
     parser = Parser(1 << 20)
     assert parser.feed(frame(TEXT, "abc")[:3]) == []  # inside a frame's payload
     assert parser.feed(b"bc") == [Message("abc")]  # a whole-looking read is not a new frame
+
+
+def test_small_whole_frames_among_others_keep_every_check() -> None:
+    """The parser's shortcut for small whole messages in a longer read (pipelined streams)."""
+    both = Parser(1 << 20).feed(frame(TEXT, "a") + frame(BINARY, b"b") + frame(TEXT, "é" * 50))
+    assert both == [Message("a"), Message(b"b"), Message("é" * 50)]
+    assert Parser(1 << 20).feed(frame(TEXT, "a") + frame(TEXT, b"\xc3\x28")) == [
+        Message("a"),
+        Violation(1007, "invalid UTF-8 in a text message"),
+    ]
+    assert Parser(4).feed(frame(TEXT, "a") + frame(BINARY, b"12345")) == [
+        Message("a"),
+        Violation(1009, "message of at least 5 bytes is over the limit of 4"),
+    ]
+    assert Parser(1 << 20).feed(frame(TEXT, "a", fin=False) + frame(TEXT, "b")) == [
+        Violation(1002, "new message started before the previous one ended")
+    ]
+    parser = Parser(1 << 20)
+    stream = frame(TEXT, "a") + frame(TEXT, "bc")
+    assert parser.feed(stream[:-1]) == [Message("a")]  # the second is cut: it waits
+    assert parser.feed(stream[-1:]) == [Message("bc")]

@@ -250,6 +250,21 @@ class Parser:
                     return self._fail(events, 1002, "frame received after the close frame")
                 b0 = data[pos]
                 b1 = data[pos + 1]
+                if b1 < 126 and (b0 == 0x81 or b0 == 0x82) and not self._msg_op:
+                    # A small whole text or binary message (a pipelined stream is mostly
+                    # these): nothing to refuse, no header bookkeeping.
+                    stop = pos + 2 + b1
+                    if stop <= end and b1 <= self.max_size:
+                        if b0 == 0x82:
+                            events.append(_new_tuple(Message, (data[pos + 2 : stop],)))
+                        else:
+                            try:
+                                text = data[pos + 2 : stop].decode("utf-8")
+                            except UnicodeDecodeError:
+                                return self._fail(events, 1007, "invalid UTF-8 in a text message")
+                            events.append(_new_tuple(Message, (text,)))
+                        pos = stop
+                        continue
                 length = b1 & 0x7F
                 hlen = 2
                 if length == 126:
@@ -266,16 +281,9 @@ class Parser:
                         return self._fail(events, 1002, "frame length has the top bit set")
                 op = b0 & 0x0F
                 fin = bool(b0 & 0x80)
-                # A whole unmasked text or binary message has nothing to refuse: no call.
-                if not (
-                    (b0 == 0x81 or b0 == 0x82)
-                    and b1 < 0x80
-                    and not self._msg_op
-                    and length <= self.max_size
-                ):
-                    problem = self._check_header(b0, b1, op, fin, length)
-                    if problem is not None:
-                        return self._fail(events, *problem)
+                problem = self._check_header(b0, b1, op, fin, length)
+                if problem is not None:
+                    return self._fail(events, *problem)
                 pos += hlen
                 # FIN, no RSV1 (not compressed), a data opcode: b0 & 0xC8 == 0x80.
                 if (b0 & 0xC8) == 0x80 and end - pos >= length and not self._msg_op:
