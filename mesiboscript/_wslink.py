@@ -232,7 +232,7 @@ class WebSocketLink(TransportListener):
                 self._pump_scheduled = True
             if later:
                 hot.draining = True  # no caller read until the I/O thread handled it
-        want = core.want
+            want = core.want
         if want is not None and self._transport is not None:
             self._transport.read_into(want)
         handed: object = True
@@ -241,7 +241,9 @@ class WebSocketLink(TransportListener):
             if type(event) is Message:
                 handed = hot.keep([event.data])
         elif events:
-            handed = hot.keep([event.data for event in events if type(event) is Message])
+            messages = [event.data for event in events if type(event) is Message]
+            if messages:
+                handed = hot.keep(messages)
         # After the messages are kept: what the I/O thread delivers next comes after them.
         if later:
             self._loop.call_soon_threadsafe(self._drain_held)
