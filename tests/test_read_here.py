@@ -13,6 +13,7 @@ import pytest
 
 from mesiboscript import WebSocket
 from mesiboscript._transport import Transport
+from mesiboscript._websocket import watch_inbox
 
 from .helpers import TIMEOUT, wait_for
 from .rawserver import (
@@ -228,3 +229,17 @@ def test_pongs_read_by_read_keep_a_pinging_connection_alive() -> None:
         assert ws.readyState == WebSocket.OPEN
         ws.close(1000)
         assert srv.result() == 1000
+
+
+def test_read_with_an_inbox_watcher_keeps_each_message_in_the_inbox(echo_url: str) -> None:
+    """A watcher (mesiboscript.aio's) hears of every message: read() then takes it from the
+    inbox rather than straight from its own read."""
+    ws = _open(echo_url)
+    heard: list[int] = []
+    watch_inbox(ws, lambda: heard.append(1))
+    for i in range(5):
+        ws.send(f"w{i}")
+        assert ws.read(TIMEOUT) == f"w{i}"
+    assert len(heard) == 5
+    watch_inbox(ws, None)
+    ws.close()
