@@ -95,7 +95,6 @@ def _mask_pure(payload: Union[bytes, bytearray, memoryview], key: bytes) -> byte
     return (_from_bytes(payload, "little") ^ mask).to_bytes(length, "little")
 
 
-
 Masker = Callable[[Union[bytes, bytearray, memoryview], bytes], bytes]
 _accel: Optional[Masker] = None
 _accel_checked = False
