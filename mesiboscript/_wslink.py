@@ -32,6 +32,9 @@ from .sansio.frames import BINARY, TEXT, Frame, build_frame
 __all__ = ["DEFAULT_MAX_SIZE", "WebSocketLink"]
 
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024  # the largest message accepted unless told otherwise
+# The states the per-message paths compare with, as module globals (an enum class attribute
+# costs ten times as much to look up).
+_CONNECTING, _OPEN, _CLOSING = ReadyState.CONNECTING, ReadyState.OPEN, ReadyState.CLOSING
 
 
 class WebSocketLink(TransportListener):
@@ -204,7 +207,7 @@ class WebSocketLink(TransportListener):
         """
         transport = self._transport
         hot = self._hot
-        if transport is None or self._ended or self.core.state is not ReadyState.OPEN:
+        if transport is None or self._ended or self.core.state is not _OPEN:
             return None  # (no lock: a stale answer is checked again under the read gate)
         if hot.draining:
             return None  # not worth a wait (and a lease on the socket) only to be refused
@@ -214,7 +217,7 @@ class WebSocketLink(TransportListener):
     def _may_read_here(self) -> bool:
         # With the transport's read gate held: nothing another reader left for the I/O thread.
         core = self.core
-        return core.state is ReadyState.OPEN and not core.has_held_events and not self._hot.draining
+        return core.state is _OPEN and not core.has_held_events and not self._hot.draining
 
     def _caller_received(self, got: Union[bytes, int]) -> object:
         # On the caller's thread, with the transport's read gate held (see read_here).
@@ -226,7 +229,7 @@ class WebSocketLink(TransportListener):
             events = core.receive_data(got) if type(got) is bytes else core.receive_into(got)  # type: ignore[arg-type]
             if core.state is not before:
                 self.cond.notify_all()
-            later = core.has_held_events or core.state is not ReadyState.OPEN
+            later = core.has_held_events or core.state is not _OPEN
             pump = not later and core.has_data_to_send and not self._pump_scheduled
             if pump:
                 self._pump_scheduled = True
@@ -274,7 +277,7 @@ class WebSocketLink(TransportListener):
     def start(self) -> None:
         if self._ended:
             return
-        if self.core.state is not ReadyState.CONNECTING:  # closed before it started
+        if self.core.state is not _CONNECTING:  # closed before it started
             self._pump()
             return
         self._transport = Transport(
@@ -298,7 +301,7 @@ class WebSocketLink(TransportListener):
     def close(self, code: Optional[int] = 1000, reason: bytes = b"") -> None:
         """The owner's graceful close: the closing handshake once open; before that, as
         :meth:`abort` with no failure (there is nothing to close gracefully)."""
-        if self.core.state is ReadyState.CONNECTING:
+        if self.core.state is _CONNECTING:
             self.abort()
         else:
             self.close_threadsafe(code, reason)
@@ -360,7 +363,7 @@ class WebSocketLink(TransportListener):
             self._pump_scheduled = False
             frames = core.data_to_send()
             state = core.state
-            if state >= ReadyState.CLOSING:
+            if state >= _CLOSING:
                 must_close = core.must_close_transport
                 opened = core.opened
             # Until these are on the transport's queue, no direct send may overtake them.
@@ -368,7 +371,7 @@ class WebSocketLink(TransportListener):
         transport = self._transport
         if transport is None:
             self._hot.io_writing = False
-            if state >= ReadyState.CLOSING:
+            if state >= _CLOSING:
                 self._end(None)  # closed or failed before the connection started
             return
         if frames:
@@ -380,7 +383,7 @@ class WebSocketLink(TransportListener):
                     transport.write(frame, token, i == last)
             finally:
                 self._hot.io_writing = False
-        if state < ReadyState.CLOSING or self._ended:
+        if state < _CLOSING or self._ended:
             return
         if must_close:
             if not opened:
@@ -460,7 +463,7 @@ class WebSocketLink(TransportListener):
                 if core.state is not before:
                     self.cond.notify_all()
         # Pongs, a close frame's echo and what handlers sent go out now, in one write.
-        if core.has_data_to_send or core.state >= ReadyState.CLOSING:
+        if core.has_data_to_send or core.state >= _CLOSING:
             self._pump()
             return
         with self._lock:
