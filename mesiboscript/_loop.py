@@ -134,6 +134,10 @@ class Loop:
         calls = self._calls
         timers = self._timers
         while True:
+            while timers and timers[0].cancelled:
+                # A cancelled timer at the head (an opened connection's connect timeout) would
+                # cost two clock reads per turn until it is due: dropped now.
+                heapq.heappop(timers)
             if calls:
                 timeout: Optional[float] = 0
             elif timers:
