@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional, Union
 
 from ._constants import SocketError
 
-__all__ = ["CloseData", "ErrorEvent", "Event", "MessageData"]
+__all__ = ["CloseData", "ErrorEvent", "Event", "MessageData", "message_event"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,20 @@ class MessageData:
     data: Union[str, bytes]
     type: str = "message"
     target: Any = field(default=None, repr=False, compare=False)
+
+
+_new = object.__new__
+
+
+def message_event(data: Union[str, bytes], target: Any) -> MessageData:
+    """``MessageData(data, target=target)``, made for each message without the frozen
+    dataclass's ``__init__`` (a ``object.__setattr__`` call per field): the same object."""
+    event: MessageData = _new(MessageData)
+    fields = event.__dict__
+    fields["data"] = data
+    fields["type"] = "message"
+    fields["target"] = target
+    return event
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from typing import (
 )
 
 from . import _lifetime
-from ._events import MessageData
+from ._events import message_event
 
 if TYPE_CHECKING:
     from ._inbox import Inbox
@@ -425,7 +425,7 @@ class EventTarget:
                 saved = at_event[0]
                 at_event[0] = self._MESSAGE_STATE
                 try:
-                    self._ev_loop.dispatch(self, handler, MessageData(data, target=self))
+                    self._ev_loop.dispatch(self, handler, message_event(data, self))
                 finally:
                     at_event[0] = saved
                 return False
@@ -464,7 +464,7 @@ class EventTarget:
                 self._deliver_pending()
                 return pause and inbox.paused
             return pause
-        self._fire("message", (MessageData(data, target=self),))
+        self._fire("message", (message_event(data, self),))
         return False
 
     def _deliver_pending(self) -> None:
@@ -501,7 +501,7 @@ class EventTarget:
                 self._fire(best_type, fired.args, fired.listener_args, fired.done)
             elif best_kind == "message":
                 assert inbox is not None
-                event = MessageData(inbox.pop(), target=self)
+                event = message_event(inbox.pop(), self)
                 delivered_messages = True
                 self._fire("message", (event,))
             else:

@@ -76,14 +76,18 @@ class Loop:
         #: ``dispatch(owner, handler, *args)``: run a user handler on the loop thread; what it
         #: returns, or ``_dispatch.FAILED`` if it raised.
         self.dispatch = self._dispatcher.run
+        # The thread's id, compared with get_ident() on every send and read (cheaper than
+        # current_thread()); set by the thread itself before it runs anything.
+        self._ident: Optional[int] = None
         self._thread = threading.Thread(target=self._run, name="mesiboscript-io", daemon=True)
         self._thread.start()
+        self._ident = self._thread.ident
         self._resolver = _Resolver(self)
 
     # -- thread hand-off ---------------------------------------------------------------------
 
     def in_loop_thread(self) -> bool:
-        return threading.current_thread() is self._thread
+        return threading.get_ident() == self._ident  # looked up now: gevent may patch it
 
     def call_soon(self, callback: Callback, *args: Any) -> None:
         """Schedule a call on the loop thread (from the loop thread)."""
@@ -139,16 +143,23 @@ class Loop:
     # -- the loop ----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        self._ident = threading.get_ident()
         _lifetime.library_thread()
         self._dispatcher.bind()
         select = self._selector.select
         calls = self._calls
         timers = self._timers
         while True:
+            while timers and timers[0].cancelled:
+                # A cancelled timer at the head (an opened connection's connect timeout) would
+                # cost two clock reads per turn until it is due: dropped now.
+                heapq.heappop(timers)
             if calls:
                 timeout: Optional[float] = 0
             elif timers:
-                timeout = max(0.0, timers[0].when - time.monotonic())
+                timeout = timers[0].when - time.monotonic()
+                if timeout < 0:
+                    timeout = 0
             else:
                 timeout = None
             try:
@@ -156,10 +167,14 @@ class Loop:
             except InterruptedError:
                 continue
             for key, mask in events:
-                if key.data is None:
+                callback = key.data
+                if callback is None:
                     self._drain_wake()
                     continue
-                self._call(key.data, (mask,))
+                try:
+                    callback(mask)
+                except BaseException:  # as in _call, without a call and a tuple per event
+                    logger.exception("internal error in the mesiboscript I/O thread")
             if timers:
                 now = time.monotonic()
                 while timers and timers[0].when <= now:

@@ -211,6 +211,15 @@ class Transport:
         if self._stage == "closed":
             return
         out = self._out
+        if (
+            flush
+            and not out
+            and type(data) is not list
+            and self._stage == "open"
+            and not self._events & WRITE
+        ):
+            self._write_through(data, token)  # type: ignore[arg-type]
+            return
         if type(data) is list:
             size = 0
             for piece in data:
@@ -225,6 +234,33 @@ class Transport:
             marks.append((self._queued, token))
         if flush and self._stage == "open" and not self._events & WRITE:
             self._flush()
+
+    def _write_through(self, data: Buffer, token: Any) -> None:
+        # Nothing is queued: straight to the kernel, without a copy into the queue's buffer,
+        # a mark or a flush; only what it did not take is queued.
+        sock = self._sock
+        assert sock is not None
+        size = len(data)
+        try:
+            sent = sock.send(data)
+        except _WOULD_BLOCK:
+            sent = 0
+        except OSError as exc:
+            self._finish(exc)
+            return
+        self._queued += size
+        self._written += sent
+        if sent == size:
+            if token is not None:
+                self._protocol.write_done(token)
+            return
+        self._append(self._out, memoryview(data)[sent:])  # small: copied; large: a view
+        if token is not None:
+            marks = self._marks
+            if marks is None:
+                marks = self._marks = deque()
+            marks.append((self._queued, token))
+        self._update_events(want_write=True)
 
     @staticmethod
     def _append(out: list[Buffer], data: Buffer) -> int:
@@ -270,33 +306,44 @@ class Transport:
             return 0  # the loop sees the error on its next read or write and ends the stream
 
     def caller_read(
-        self, wait: Optional[float], received: Callable[[Union[bytes, int]], None]
-    ) -> Optional[bool]:
+        self,
+        wait: Optional[float],
+        received: Callable[[Union[bytes, int]], object],
+        may_read: Callable[[], bool],
+    ) -> object:
         """From a thread other than the loop's (a blocking ``read()``): wait up to ``wait``
         seconds for bytes, read what the socket holds without blocking, and hand it to
         ``received`` (the bytes; or their count, read into the buffer :meth:`read_into` set,
         which ``received`` may set again) with the read gate held: what the loop reads cannot
-        come in between. No wake-up of the loop: it stops watching the socket while callers
-        read it, and takes over again when none has read for a moment.
+        come in between. ``may_read()`` is asked first, with the gate held (the owner's own
+        reasons to leave the socket to the loop). No wake-up of the loop: it stops watching
+        the socket while callers read it, and takes over again when none has read for a
+        moment.
 
-        Returns True when bytes were handed over, False when none came within ``wait``, and
-        None when the caller may not read now (not open, TLS, reading paused, the loop is
-        reading, or the stream ended: the loop reads the end itself and reports it as usual).
+        Returns what ``received`` returned (it must not be None or False) when bytes were
+        handed over, False when none came within ``wait``, and None when the caller may not
+        read now (not open, TLS, reading paused, the loop is reading, ``may_read()`` said no,
+        or the stream ended: the loop reads the end itself and reports it as usual).
         """
+        x = self._x
         sock = self._sock
-        if not self._x.direct or not self._reading or self._stage != "open" or sock is None:
+        if not x.direct or not self._reading or self._stage != "open" or sock is None:
             return None
-        self._x.caller_last = time.monotonic()
+        x.caller_last = time.monotonic()
         if wait is None or wait > 0:
             try:
-                if not select.select((sock,), (), (), wait)[0]:
+                poll = x.poll
+                if poll is None:
+                    poll = x.poll = _readable_waiter(sock)
+                if not poll(None if wait is None else wait * 1000):
                     return False
             except (OSError, ValueError):  # closed meanwhile
                 return None
-        if not self._x.gate.acquire(False):
+        gate = x.gate
+        if not gate.acquire(False):
             return None
         try:
-            if self._stage != "open":
+            if self._stage != "open" or not may_read():
                 return None
             into = self._into
             try:
@@ -310,18 +357,18 @@ class Transport:
             except OSError:
                 nbytes = 0
             if not nbytes:
-                self._x.caller_last = 0.0  # the loop reads the end (or the error) again itself
+                x.caller_last = 0.0  # the loop reads the end (or the error) again itself
                 self._loop.call_soon_threadsafe(self._caller_check)
                 return None
             if into is None:
-                received(data)
+                got = received(data)
             else:
                 self._into = into = None
-                received(nbytes)
-            self._x.caller_last = time.monotonic()
-            return True
+                got = received(nbytes)
+            x.caller_last = time.monotonic()
+            return got
         finally:
-            self._x.gate.release()
+            gate.release()
 
     def _caller_check(self) -> None:
         """The loop watches the socket again once no caller has read for a lease."""
@@ -470,7 +517,12 @@ class Transport:
         stage = self._stage
         if stage == "open":
             if mask & READ:
-                self._read()
+                x = self._x
+                if x.caller_last:
+                    self._read()
+                else:
+                    with x.gate:  # _read without a call per event (no caller reads)
+                        self._read_gated()
             if mask & WRITE and self._stage == "open":
                 self._flush()
         elif stage == "proxy":
@@ -658,7 +710,9 @@ class Transport:
                 # bytes over without a copy only once no view of them is left.
                 self._into = into = None
                 self._protocol.buffer_updated(nbytes)
-            if self._stage != "open" or not self._reading or not _tls_pending(sock):
+            if self._stage != "open" or not self._reading or self._x.gather:
+                return  # plain TCP: the next readiness event says when there is more
+            if not _tls_pending(sock):
                 return
 
     def _flush(self) -> None:
@@ -793,6 +847,7 @@ class _Threads:
         "direct",
         "gate",
         "gather",
+        "poll",
         "send_lock",
     )
 
@@ -809,6 +864,24 @@ class _Threads:
         self.caller_last = 0.0  # when a caller last read (0: none since the loop took over)
         self.caller_paused = False
         self.caller_timer = False
+        # caller_read's wait for readability (made at its first wait): poll(ms) -> a true
+        # value once readable (or closed), a false one after ``ms`` milliseconds.
+        self.poll: Optional[Callable[[Optional[float]], object]] = None
+
+
+def _readable_waiter(sock: socket.socket) -> Callable[[Optional[float]], object]:
+    """``wait(ms)``: true once ``sock`` is readable (or closed, or in error), false after ``ms``
+    milliseconds (``None``: no limit). A ``poll`` object kept for the socket: about half the
+    cost of building ``select``'s three lists for one descriptor on every call."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return poller.poll
+
+    def wait(ms: Optional[float]) -> object:  # Windows: no poll
+        return select.select((sock,), (), (), None if ms is None else ms / 1000)[0]
+
+    return wait
 
 
 def _tls_pending(sock: socket.socket) -> bool:

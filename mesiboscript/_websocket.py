@@ -63,6 +63,7 @@ _HIGH_WATER_COUNT = 4096
 # read() reading the socket itself waits this long at most per look (and then looks again at
 # the connection's state: a socket closed meanwhile does not end a wait for it).
 _READ_SLICE = 0.1
+_CONNECTING = ReadyState.CONNECTING  # a global: cheaper than the enum's attribute per send()
 SendData = Union[str, bytes, bytearray, memoryview, dict, list]  # type: ignore[type-arg]
 
 
@@ -373,10 +374,19 @@ class WebSocket(DOMEventTarget):
                 nothing is raised (the standard's rule); ``bufferedAmount`` still grows.
             TypeError: for other types.
         """
-        if self._link.state is ReadyState.CONNECTING:
+        link = self._link
+        if link.core.state is _CONNECTING:
             raise InvalidStateError("send() called while the WebSocket is still CONNECTING")
-        opcode, payload = _encode(data)
-        self._queue(opcode, payload, None, compress)
+        if type(data) is str:
+            try:
+                payload = data.encode("utf-8")
+            except UnicodeEncodeError:
+                opcode, payload = _encode(data)
+            else:
+                opcode = TEXT
+        else:
+            opcode, payload = _encode(data)
+        link.send_threadsafe(opcode, payload, None, compress)
 
     def _queue(
         self, opcode: int, payload: bytes, future: Optional[Future[None]], compress: bool = True
@@ -483,39 +493,59 @@ class WebSocket(DOMEventTarget):
     def read(self, timeout: Optional[float] = None) -> Union[str, bytes, bool, None]:
         """The next message (``str``/``bytes``); ``None`` on timeout; ``False`` once closed and
         every message has been read."""
-        not_on_loop(self._loop, "read", "onmessage")
+        if self._loop.in_loop_thread():
+            not_on_loop(self._loop, "read", "onmessage")
         link = self._link
         inbox = self._inbox
         if not inbox.items and not self._message_listened():
             # No handler takes the messages: read the socket on this thread (no hand-off to
             # the I/O thread and back) while it may, and wait for the I/O thread else.
-            deadline = None if timeout is None else time.monotonic() + timeout
+            deadline = None
+            wait = _READ_SLICE
+            if timeout is not None:
+                deadline = time.monotonic() + timeout
+                if timeout < wait:
+                    wait = timeout if timeout > 0 else 0.0
             keep = self._keep_read
             while True:
-                wait = _READ_SLICE
-                if deadline is not None:
-                    wait = min(wait, max(0.0, deadline - time.monotonic()))
                 got = link.read_here(wait, keep)
+                if type(got) is str or type(got) is bytes:
+                    return got  # the one message read, handed over without the inbox
                 if inbox.items:
                     break
                 if got is None or self._message_listened():
                     if deadline is not None:
                         timeout = max(0.0, deadline - time.monotonic())
                     break
-                if got is False and deadline is not None and time.monotonic() >= deadline:
-                    return None
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if got is False and left <= 0:
+                        return None
+                    if left < _READ_SLICE:
+                        wait = left if left > 0 else 0.0
         data = inbox.read(timeout, lambda: link.state is ReadyState.CLOSED)
         if inbox.paused:
             self._loop.call_soon_threadsafe(self._maybe_resume)
         return data
 
-    def _keep_read(self, messages: list[Union[str, bytes]]) -> None:
-        """Messages read() read on its own thread: kept in the inbox, in order."""
+    def _keep_read(self, messages: list[Union[str, bytes]]) -> object:
+        """Messages read() read on its own thread (the transport's read gate held, so nothing
+        else is kept meanwhile): the first handed back to it when nothing waits before it and
+        nothing else takes messages (no handler, no watcher); the others kept in the inbox, in
+        order. What to hand back, else True."""
+        inbox = self._inbox
+        first: object = True
+        if not inbox.items and inbox.watch is None and not self._message_listened():
+            first = messages[0]
+            if len(messages) == 1:
+                return first
+            messages = messages[1:]
         pause = False
         for data in messages:
             pause = self._keep_message(data) or pause
         if pause:
             self._loop.call_soon_threadsafe(self._link.pause_reading)
+        return first
 
     # -- closing ---------------------------------------------------------------------------
 

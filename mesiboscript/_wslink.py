@@ -15,7 +15,6 @@ everything else runs on the I/O thread, and listener calls are made without the 
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Callable, Optional, Union
 
 from ._condition import Condition
@@ -34,6 +33,9 @@ from .sansio.frames import BINARY, TEXT, Frame, build_frame
 __all__ = ["DEFAULT_MAX_SIZE", "WebSocketLink"]
 
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024  # the largest message accepted unless told otherwise
+# The states the per-message paths compare with, as module globals (an enum class attribute
+# costs ten times as much to look up).
+_CONNECTING, _OPEN, _CLOSING = ReadyState.CONNECTING, ReadyState.OPEN, ReadyState.CLOSING
 
 
 class WebSocketLink(TransportListener):
@@ -119,7 +121,6 @@ class WebSocketLink(TransportListener):
         self._close_timer_armed = False
         self._tcp_closing = False
         self._ping_timer: Optional[TimerHandle] = None
-        self._last_rx = 0.0
         self._ended = False
         self._aborted: Optional[tuple[Optional[BaseException]]] = None  # (failure,) once aborted
 
@@ -157,6 +158,7 @@ class WebSocketLink(TransportListener):
         frame: Optional[Frame] = None
         if not compress or self.core.deflate is None:
             frame = build_frame(opcode, payload)  # masked before the lock
+        hot = self._hot
         with self._lock:
             if frame is None:
                 # Compressed under the lock: the compressor's context follows the wire's order.
@@ -165,10 +167,10 @@ class WebSocketLink(TransportListener):
                     self._accepted += size
                     return False
             if (
-                self._hot.rx_count != self._hot.rx_direct
+                not self._pump_scheduled  # first: always so while handlers run
                 and token is None
-                and not self._pump_scheduled
-                and not self._hot.io_writing
+                and hot.rx_count != hot.rx_direct
+                and not hot.io_writing
                 and self.core.can_send
                 and not self.core.has_data_to_send
                 and self._transport is not None
@@ -176,7 +178,9 @@ class WebSocketLink(TransportListener):
             ):
                 sent = self._transport.try_send_now(frame)
                 if sent >= 0:
-                    self._hot.rx_direct = self._hot.rx_count
+                    hot.rx_direct = hot.rx_count
+                    if type(frame) is bytes and sent == len(frame):
+                        return True  # the kernel took it all (the common case)
                     frame = _unsent(frame, sent)
                     if frame is None:
                         return True
@@ -190,55 +194,67 @@ class WebSocketLink(TransportListener):
         return True
 
     def read_here(
-        self, wait: Optional[float], keep: Callable[[list[Union[str, bytes]]], None]
-    ) -> Optional[bool]:
+        self, wait: Optional[float], keep: Callable[[list[Union[str, bytes]]], object]
+    ) -> object:
         """A blocking ``read()`` with no message handler reads the socket itself, on its own
         thread (:meth:`Transport.caller_read`): the messages it completes go to ``keep``, in
-        order, before anything the I/O thread reads later. Pongs, a close frame and a protocol
-        violation are the I/O thread's to answer: it is called for them (rare, one wake-up).
+        order, before anything the I/O thread reads later; what ``keep`` returns (a message
+        it hands straight to the caller, else True) is returned. Pongs, a close frame and a
+        protocol violation are the I/O thread's to answer: it is called for them (rare, one
+        wake-up).
 
-        Returns True when bytes were read, False when none came within ``wait``, None when the
-        caller must wait for the I/O thread instead (not open, TLS, frames held back, ...).
+        Returns ``keep``'s answer when bytes were read, False when none came within ``wait``,
+        None when the caller must wait for the I/O thread instead (not open, TLS, frames held
+        back, ...).
         """
         transport = self._transport
-        if transport is None or self._ended:
-            return None
-        with self._lock:
-            if (
-                self.core.state is not ReadyState.OPEN
-                or self.core.has_held_events
-                or self._hot.draining
-            ):
-                return None
-        self._hot.keep = keep
-        return transport.caller_read(wait, self._caller_received)
+        hot = self._hot
+        if transport is None or self._ended or self.core.state is not _OPEN:
+            return None  # (no lock: a stale answer is checked again under the read gate)
+        if hot.draining:
+            return None  # not worth a wait (and a lease on the socket) only to be refused
+        hot.keep = keep
+        return transport.caller_read(wait, self._caller_received, self._may_read_here)
 
-    def _caller_received(self, got: Union[bytes, int]) -> None:
+    def _may_read_here(self) -> bool:
+        # With the transport's read gate held: nothing another reader left for the I/O thread.
+        core = self.core
+        return core.state is _OPEN and not core.has_held_events and not self._hot.draining
+
+    def _caller_received(self, got: Union[bytes, int]) -> object:
         # On the caller's thread, with the transport's read gate held (see read_here).
-        self._last_rx = time.monotonic()
-        self._hot.rx_count += 1
+        hot = self._hot
+        hot.rx_count += 1
         core = self.core
         with self._lock:
             before = core.state
             events = core.receive_data(got) if type(got) is bytes else core.receive_into(got)  # type: ignore[arg-type]
             if core.state is not before:
                 self.cond.notify_all()
-            want = core.want
-            later = core.has_held_events or core.state is not ReadyState.OPEN
+            later = core.has_held_events or core.state is not _OPEN
             pump = not later and core.has_data_to_send and not self._pump_scheduled
             if pump:
                 self._pump_scheduled = True
             if later:
-                self._hot.draining = True  # no caller read until the I/O thread handled it
+                hot.draining = True  # no caller read until the I/O thread handled it
+            want = core.want
         if want is not None and self._transport is not None:
             self._transport.read_into(want)
-        messages = [event.data for event in events if type(event) is Message]
-        if messages:
-            self._hot.keep(messages)
+        handed: object = True
+        if len(events) == 1:
+            event = events[0]
+            if type(event) is Message:
+                handed = hot.keep([event.data])
+        elif events:
+            messages = [event.data for event in events if type(event) is Message]
+            if messages:
+                handed = hot.keep(messages)
+        # After the messages are kept: what the I/O thread delivers next comes after them.
         if later:
             self._loop.call_soon_threadsafe(self._drain_held)
         elif pump:
             self._loop.call_soon_threadsafe(self._pump)
+        return handed
 
     def _drain_held(self) -> None:
         # On the I/O thread: what a caller's read left held in the core (frames behind its
@@ -263,7 +279,7 @@ class WebSocketLink(TransportListener):
     def start(self) -> None:
         if self._ended:
             return
-        if self.core.state is not ReadyState.CONNECTING:  # closed before it started
+        if self.core.state is not _CONNECTING:  # closed before it started
             self._pump()
             return
         self._transport = Transport(
@@ -287,7 +303,7 @@ class WebSocketLink(TransportListener):
     def close(self, code: Optional[int] = 1000, reason: bytes = b"") -> None:
         """The owner's graceful close: the closing handshake once open; before that, as
         :meth:`abort` with no failure (there is nothing to close gracefully)."""
-        if self.core.state is ReadyState.CONNECTING:
+        if self.core.state is _CONNECTING:
             self.abort()
         else:
             self.close_threadsafe(code, reason)
@@ -344,18 +360,20 @@ class WebSocketLink(TransportListener):
     # -- the pump: what the core queued goes out; the core's closing decisions are carried out
 
     def _pump(self) -> None:
+        core = self.core
         with self._lock:
             self._pump_scheduled = False
-            frames = self.core.data_to_send()
-            state = self.core.state
-            must_close = self.core.must_close_transport
-            opened = self.core.opened
+            frames = core.data_to_send()
+            state = core.state
+            if state >= _CLOSING:
+                must_close = core.must_close_transport
+                opened = core.opened
             # Until these are on the transport's queue, no direct send may overtake them.
             self._hot.io_writing = bool(frames)
         transport = self._transport
         if transport is None:
             self._hot.io_writing = False
-            if state >= ReadyState.CLOSING:
+            if state >= _CLOSING:
                 self._end(None)  # closed or failed before the connection started
             return
         if frames:
@@ -367,7 +385,7 @@ class WebSocketLink(TransportListener):
                     transport.write(frame, token, i == last)
             finally:
                 self._hot.io_writing = False
-        if state < ReadyState.CLOSING or self._ended:
+        if state < _CLOSING or self._ended:
             return
         if must_close:
             if not opened:
@@ -398,7 +416,6 @@ class WebSocketLink(TransportListener):
         self._pump()
 
     def data_received(self, data: bytes) -> None:
-        self._last_rx = time.monotonic()
         self._hot.rx_count += 1
         with self._lock:
             # Sends made while this input is handled (handlers, other threads) are queued and
@@ -412,7 +429,6 @@ class WebSocketLink(TransportListener):
         self._after_input(events)
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._last_rx = time.monotonic()
         self._hot.rx_count += 1
         with self._lock:
             # Sends made while this input is handled (handlers, other threads) are queued and
@@ -449,7 +465,7 @@ class WebSocketLink(TransportListener):
                 if core.state is not before:
                     self.cond.notify_all()
         # Pongs, a close frame's echo and what handlers sent go out now, in one write.
-        if core.has_data_to_send or core.state >= ReadyState.CLOSING:
+        if core.has_data_to_send or core.state >= _CLOSING:
             self._pump()
             return
         with self._lock:
@@ -460,7 +476,6 @@ class WebSocketLink(TransportListener):
 
     def _opened(self) -> None:
         self._cancel_timer()
-        self._last_rx = time.monotonic()
         if self._ping_interval is not None:
             self._ping_timer = self._loop.call_later(self._ping_interval, self._send_ping)
         self._listener.link_up(self)
@@ -530,14 +545,14 @@ class WebSocketLink(TransportListener):
             sent = self.core.send_ping()
         if not sent:
             return
-        sent_at = time.monotonic()
+        reads = self._hot.rx_count  # any input since is a sign of life (no clock per read)
         self._pump()
         if self._ping_timeout is not None:
-            self._loop.call_later(self._ping_timeout, self._check_alive, sent_at)
+            self._loop.call_later(self._ping_timeout, self._check_alive, reads)
         self._ping_timer = self._loop.call_later(self._ping_interval, self._send_ping)
 
-    def _check_alive(self, sent_at: float) -> None:
-        if self._ended or self._last_rx >= sent_at:
+    def _check_alive(self, reads: int) -> None:
+        if self._ended or self._hot.rx_count != reads:
             return
         self._core_fail(
             ConnectionFailed(
@@ -581,11 +596,12 @@ class _Hot:
         # The I/O thread is between taking the core's frames and queueing them on the
         # transport (set under the lock): no direct send may overtake them.
         self.io_writing = False
-        # Reads so far, and at the last direct send: at most one direct send per read (a
-        # stream of sends is batched by the I/O thread instead).
+        # Reads so far (also how a ping's timeout knows input came), and at the last direct
+        # send: at most one direct send per read (a stream of sends is batched by the I/O
+        # thread instead).
         self.rx_count = 0
         self.rx_direct = 0
-        self.keep: Callable[[list[Union[str, bytes]]], None] = _ignore  # read_here's
+        self.keep: Callable[[list[Union[str, bytes]]], object] = _ignore  # read_here's
         # The owner paused reading (its inbox is past the high-water mark): input the core
         # holds back (messages inflated to its budget) waits too (I/O thread only).
         self.paused = False
@@ -593,8 +609,8 @@ class _Hot:
         self.draining = False
 
 
-def _ignore(messages: list[Union[str, bytes]]) -> None:
-    pass
+def _ignore(messages: list[Union[str, bytes]]) -> object:
+    return True
 
 
 def _unsent(frame: Frame, sent: int) -> Optional[Frame]:

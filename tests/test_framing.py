@@ -194,3 +194,74 @@ def test_a_large_frame_over_max_size_is_refused_before_any_buffer() -> None:
     assert isinstance(events[0], Violation)
     assert events[0].code == 1009
     assert parser.want is None
+
+
+# -- one small whole frame per read (the request/response fast path) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("stream", "expected"),
+    [
+        (frame(TEXT, "héllo"), [Message("héllo")]),
+        (frame(BINARY, b"\x00\xff"), [Message(b"\x00\xff")]),
+        (frame(TEXT, ""), [Message("")]),
+        (frame(BINARY, b"x" * 125), [Message(b"x" * 125)]),
+        # Not the fast path's, and the same events as before it: two frames, a cut frame.
+        (frame(TEXT, "a") + frame(BINARY, b"b"), [Message("a"), Message(b"b")]),
+        (frame(TEXT, "ab")[:-1], []),
+        (frame(TEXT, "x" * 126), [Message("x" * 126)]),
+    ],
+)
+def test_a_whole_small_frame_per_read(stream: bytes, expected: list[FrameEvent]) -> None:
+    assert Parser(1 << 20).feed(stream) == expected
+
+
+def test_the_fast_path_keeps_every_check() -> None:
+    """What the general loop refuses, a whole small frame does not slip past."""
+    assert Parser(1 << 20).feed(frame(TEXT, b"\xc3\x28")) == [
+        Violation(1007, "invalid UTF-8 in a text message")
+    ]
+    assert Parser(4).feed(frame(BINARY, b"12345")) == [
+        Violation(1009, "message of at least 5 bytes is over the limit of 4")
+    ]
+    assert Parser(1 << 20).feed(frame(BINARY, b"ab", mask=True)) == [
+        Violation(1002, "the server masked a frame")
+    ]
+    assert Parser(1 << 20).feed(frame(TEXT, "a", rsv=4)) == [
+        Violation(1002, "reserved bits set without a negotiated extension")
+    ]
+    assert Parser(1 << 20).feed(frame(TEXT, "a", fin=False)) == []  # a message begins
+    assert Parser(1 << 20).feed(b"\x81") == []  # one byte: a header begins
+    parser = Parser(1 << 20)
+    assert parser.feed(frame(0x8, struct.pack("!H", 1000))) == [CloseFrame(1000, "")]
+    assert parser.feed(frame(TEXT, "late")) == [
+        Violation(1002, "frame received after the close frame")
+    ]
+    assert parser.feed(frame(TEXT, "later")) == []  # failed: nothing more
+    parser = Parser(1 << 20)
+    assert parser.feed(frame(TEXT, "abc")[:1]) == []  # a header's first byte, kept
+    assert parser.feed(frame(TEXT, "abc")[1:]) == [Message("abc")]  # joined with the kept byte
+    parser = Parser(1 << 20)
+    assert parser.feed(frame(TEXT, "abc")[:3]) == []  # inside a frame's payload
+    assert parser.feed(b"bc") == [Message("abc")]  # a whole-looking read is not a new frame
+
+
+def test_small_whole_frames_among_others_keep_every_check() -> None:
+    """The parser's shortcut for small whole messages in a longer read (pipelined streams)."""
+    both = Parser(1 << 20).feed(frame(TEXT, "a") + frame(BINARY, b"b") + frame(TEXT, "é" * 50))
+    assert both == [Message("a"), Message(b"b"), Message("é" * 50)]
+    assert Parser(1 << 20).feed(frame(TEXT, "a") + frame(TEXT, b"\xc3\x28")) == [
+        Message("a"),
+        Violation(1007, "invalid UTF-8 in a text message"),
+    ]
+    assert Parser(4).feed(frame(TEXT, "a") + frame(BINARY, b"12345")) == [
+        Message("a"),
+        Violation(1009, "message of at least 5 bytes is over the limit of 4"),
+    ]
+    assert Parser(1 << 20).feed(frame(TEXT, "a", fin=False) + frame(TEXT, "b")) == [
+        Violation(1002, "new message started before the previous one ended")
+    ]
+    parser = Parser(1 << 20)
+    stream = frame(TEXT, "a") + frame(TEXT, "bc")
+    assert parser.feed(stream[:-1]) == [Message("a")]  # the second is cut: it waits
+    assert parser.feed(stream[-1:]) == [Message("bc")]

@@ -13,20 +13,31 @@ import pytest
 
 from mesiboscript import WebSocket
 from mesiboscript._transport import Transport
+from mesiboscript._websocket import watch_inbox
 
 from .helpers import TIMEOUT, wait_for
-from .rawserver import OP_PING, OP_PONG, OP_TEXT, RawConnection, RawServer, close_frame, frame
+from .rawserver import (
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    RawConnection,
+    RawServer,
+    close_frame,
+    frame,
+)
 
 
 @pytest.fixture
 def caller_reads(monkeypatch: pytest.MonkeyPatch) -> list[Optional[bool]]:
-    """What every ``caller_read`` returned (True: it read bytes on the caller's thread)."""
+    """What every ``caller_read`` did: True when it read bytes on the caller's thread (it
+    returned a message handed straight to ``read()``, or True), else what it returned."""
     results: list[Optional[bool]] = []
     real = Transport.caller_read
 
-    def spy(self: Transport, wait: Any, received: Any) -> Optional[bool]:
-        got = real(self, wait, received)
-        results.append(got)
+    def spy(self: Transport, wait: Any, received: Any, may_read: Any) -> object:
+        got = real(self, wait, received, may_read)
+        results.append(True if got is not None and got is not False else got)
         return got
 
     monkeypatch.setattr(Transport, "caller_read", spy)
@@ -187,3 +198,48 @@ def test_tls_reads_wait_for_the_io_thread(
     ws.close()
     assert caller_reads
     assert not any(caller_reads)
+
+
+def test_pongs_read_by_read_keep_a_pinging_connection_alive() -> None:
+    """With ping_timeout, any input since a ping is a sign of life: pongs that read() reads
+    on its own thread count too (the link counts reads; no clock per read)."""
+    pings: list[bytes] = []
+
+    def handler(conn: RawConnection) -> Optional[int]:
+        conn.handshake()
+        while True:
+            opcode, payload = conn.read_frame()
+            if opcode == OP_PING:
+                pings.append(payload)
+                conn.sock.sendall(frame(OP_PONG, payload))
+            elif opcode == OP_TEXT:
+                conn.sock.sendall(frame(OP_TEXT, payload))
+            else:
+                assert opcode == OP_CLOSE
+                return int.from_bytes(payload[:2], "big")
+
+    with RawServer(handler=handler) as srv:
+        ws = WebSocket(srv.url(), ping_interval=0.02, ping_timeout=0.2)
+        assert ws.upgrade(TIMEOUT)
+        i = 0
+        while len(pings) < 20:  # ten ping timeouts go by while read() reads
+            ws.send(f"m{i}")
+            assert ws.read(TIMEOUT) == f"m{i}"
+            i += 1
+        assert ws.readyState == WebSocket.OPEN
+        ws.close(1000)
+        assert srv.result() == 1000
+
+
+def test_read_with_an_inbox_watcher_keeps_each_message_in_the_inbox(echo_url: str) -> None:
+    """A watcher (mesiboscript.aio's) hears of every message: read() then takes it from the
+    inbox rather than straight from its own read."""
+    ws = _open(echo_url)
+    heard: list[int] = []
+    watch_inbox(ws, lambda: heard.append(1))
+    for i in range(5):
+        ws.send(f"w{i}")
+        assert ws.read(TIMEOUT) == f"w{i}"
+    assert len(heard) == 5
+    watch_inbox(ws, None)
+    ws.close()

@@ -589,3 +589,91 @@ def test_a_proxy_url_given_to_the_transport_unchecked_fails_the_attempt() -> Non
     exc = failure(rec)
     assert exc.error == SocketError.ProxyProtocolError
     assert "secret" not in str(exc)
+
+
+# -- writes with nothing queued (issue 18: straight to the kernel) ------------------------------
+
+
+def _read_all(peer: socket.socket, size: int) -> bytes:
+    got = bytearray()
+    while len(got) < size:
+        chunk = peer.recv(1 << 20)
+        assert chunk, f"the stream ended after {len(got)} of {size} bytes"
+        got += chunk
+    return bytes(got)
+
+
+def test_what_the_kernel_does_not_take_of_a_write_is_queued_in_order(
+    listener: socket.socket,
+) -> None:
+    """A write with nothing queued goes to the kernel at once; the part it does not take waits
+    in the queue, ahead of later writes, and its token is reported once that part is out."""
+    rec = Rec()
+    transport = open_transport("127.0.0.1", listener.getsockname()[1], rec)
+    peer, _ = listener.accept()
+    with peer:
+        rec.wait_made()
+        big = os.urandom(32 << 20)  # more than loopback's socket buffers hold
+
+        def write() -> None:
+            transport.write(big, "big")
+            assert transport.pending_bytes > 0  # the rest is queued
+            transport.write(b"tail", "tail")
+
+        on_loop(write)
+        assert rec.tokens == []
+        assert _read_all(peer, len(big) + 4) == big + b"tail"
+        rec.wait(lambda: rec.tokens == ["big", "tail"], "both tokens")
+        assert on_loop(lambda: transport.pending_bytes) == 0
+        on_loop(transport.close)
+    assert rec.wait_lost() is None
+
+
+def test_a_write_into_a_full_socket_with_nothing_queued_waits_for_it(
+    listener: socket.socket,
+) -> None:
+    """Direct sends (``try_send_now``) may fill the socket while the queue is empty: a write
+    then takes nothing at once and goes out when the socket drains."""
+    rec = Rec()
+    lock = threading.RLock()
+    transport = Transport(get_loop(), rec, "127.0.0.1", listener.getsockname()[1])
+    rec.transport = transport
+    transport.allow_send_now(lock)
+    on_loop(transport.start)
+    peer, _ = listener.accept()
+    with peer:
+        rec.wait_made()
+        sent = 0
+        with lock:
+            while True:  # fill the socket from this thread, until it takes nothing
+                taken = transport.try_send_now(b"d" * 65536)
+                sent += taken
+                if not taken:
+                    break
+        on_loop(lambda: transport.write(b"after", "after"))
+        assert on_loop(lambda: transport.pending_bytes) <= 5
+        assert _read_all(peer, sent + 5) == b"d" * sent + b"after"
+        rec.wait(lambda: rec.tokens == ["after"], "the token")
+        on_loop(transport.close)
+    assert rec.wait_lost() is None
+
+
+@pytest.mark.parametrize("poll", [True, False], ids=["poll", "select"])
+def test_the_readable_waiter_with_and_without_poll(
+    monkeypatch: pytest.MonkeyPatch, poll: bool
+) -> None:
+    """caller_read waits with a poll object kept per socket; where select has no poll
+    (Windows), with select."""
+    import select
+
+    from mesiboscript import _transport
+
+    if not poll:
+        monkeypatch.delattr(select, "poll", raising=False)
+    a, b = socket.socketpair()
+    with a, b:
+        wait = _transport._readable_waiter(a)
+        assert not wait(10)
+        b.send(b"x")
+        assert wait(None)
+        assert wait(1000)

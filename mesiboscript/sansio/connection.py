@@ -260,6 +260,8 @@ class ClientConnection:
         frames = self._parser.feed(data)
         if self._held:  # not drained with next_events(): still first
             frames, self._held = self._held + frames, []
+        elif len(frames) == 1 and type(frames[0]) is Message and self.state is OPEN:
+            return frames  # type: ignore[return-value]  # one message: nothing to handle
         return self._handle(frames)
 
     def receive_into(self, nbytes: int) -> list[Event]:
