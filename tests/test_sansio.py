@@ -1141,6 +1141,34 @@ def test_the_mask_key_pool_refills(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not pool
 
 
+def test_the_first_frame_of_32_kib_or_more_primes_the_allocator_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Received with a 16-bit length, received with a 64-bit length, or sent: each primes it
+    # the first time; smaller frames never do.
+    calls: list[int] = []
+    real = _frames._prime_arena
+
+    def prime() -> None:
+        calls.append(1)
+        real()
+
+    monkeypatch.setattr(_frames, "_prime_arena", prime)
+    for build in (
+        lambda: Parser(1 << 20).feed(frame(OP_BINARY, bytes(32 * 1024))),
+        lambda: Parser(1 << 20).feed(frame(OP_BINARY, bytes(1 << 16))),
+        lambda: _frames.build_frame(OP_BINARY, bytes(32 * 1024)),
+    ):
+        monkeypatch.setattr(_frames, "_arena_primed", False)
+        Parser(1 << 20).feed(frame(OP_BINARY, bytes(32 * 1024 - 1)))
+        _frames.build_frame(OP_BINARY, bytes(32 * 1024 - 1))
+        assert calls == [] and not _frames._arena_primed
+        build()
+        build()
+        assert calls == [1] and _frames._arena_primed
+        calls.clear()
+
+
 def test_build_close() -> None:
     (f,) = parse_client_frames(bytearray(build_close(1000, b"bye")))
     assert (f.opcode, f.close_code, f.close_reason) == (OP_CLOSE, 1000, "bye")

@@ -63,10 +63,13 @@ def build_frame(opcode: int, payload: Union[bytes, bytearray, memoryview]) -> Fr
     length = len(payload)
     if length < 126:
         header = bytes((0x80 | opcode, 0x80 | length))
-    elif length < 65536:
-        header = _pack_short(0x80 | opcode, 0xFE, length)
     else:
-        header = _pack_long(0x80 | opcode, 0xFF, length)
+        if length >= _LARGE and not _arena_primed:
+            _prime_arena()
+        if length < 65536:
+            header = _pack_short(0x80 | opcode, 0xFE, length)
+        else:
+            header = _pack_long(0x80 | opcode, 0xFF, length)
     key = _mask_key()
     if not length:
         return header + key
@@ -146,6 +149,27 @@ def _mask_pieces(key: bytes, view: memoryview) -> list[bytes]:
     if end < size:  # the tail starts at a multiple of 4: the key lines up again
         chunks.append(_mask_pure(view[end:], key))
     return chunks
+
+
+# glibc gives a heap's free top back to the kernel (madvise or brk) once it passes the trim
+# threshold: 128 KiB, until a buffer that was allocated by mmap is freed; from then on the mmap
+# threshold is that buffer's size and the trim threshold twice it. One 64 KiB text message makes
+# ~400 KB of short-lived buffers (the bytes read, the 128 KiB str decoded, the encoder's 192 KiB
+# worst case, the masked pieces) and none over 1 MiB: each message's frees gave that memory back
+# and the next one faulted it in again, a page at a time (~100 µs a message, a third of the
+# client's CPU on 64 KiB text). At the first large frame, one 1 MiB buffer is allocated and freed
+# (calloc gets it by mmap, untouched: ~10 µs), which moves both thresholds as any program that
+# once used a 1 MiB buffer does: up to 2 MiB of free heap per thread's arena is kept for reuse.
+# Elsewhere than glibc it is one allocation, nothing more.
+_LARGE = 32 * 1024  # frames from this size on prime the allocator
+_ARENA_PRIME = 1024 * 1024
+_arena_primed = False
+
+
+def _prime_arena() -> None:
+    global _arena_primed
+    _arena_primed = True
+    bytes(_ARENA_PRIME)
 
 
 _keys: deque[bytes] = deque()
@@ -241,6 +265,8 @@ class Parser:
                         break
                     length = int.from_bytes(data[pos + 2 : pos + 4], "big")
                     hlen = 4
+                    if length >= _LARGE and not _arena_primed:
+                        _prime_arena()
                 elif length == 127:
                     if end - pos < 10:
                         break
@@ -248,6 +274,8 @@ class Parser:
                     hlen = 10
                     if length >> 63:
                         return self._fail(events, 1002, "frame length has the top bit set")
+                    if not _arena_primed:
+                        _prime_arena()
                 op = b0 & 0x0F
                 fin = bool(b0 & 0x80)
                 problem = self._check_header(b0, b1, op, fin, length)
