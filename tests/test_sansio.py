@@ -1141,17 +1141,17 @@ def test_the_mask_key_pool_refills(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not pool
 
 
-def test_the_first_frame_of_32_kib_or_more_primes_the_allocator_once(
+def test_frames_of_32_kib_or_more_prime_the_allocator_for_their_size(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Received with a 16-bit length, received with a 64-bit length, or sent: each primes it
-    # the first time; smaller frames never do.
-    calls: list[int] = []
+    # Received with a 16-bit length, received with a 64-bit length, or sent: the first frame of
+    # 32 KiB or more primes it for four times its size, from 1 MiB on; smaller frames never do.
+    sizes: list[int] = []
     real = _frames._prime_arena
 
-    def prime() -> None:
-        calls.append(1)
-        real()
+    def prime(length: int) -> None:
+        real(length)
+        sizes.append(_frames._primed)
 
     monkeypatch.setattr(_frames, "_prime_arena", prime)
     for build in (
@@ -1159,14 +1159,21 @@ def test_the_first_frame_of_32_kib_or_more_primes_the_allocator_once(
         lambda: Parser(1 << 20).feed(frame(OP_BINARY, bytes(1 << 16))),
         lambda: _frames.build_frame(OP_BINARY, bytes(32 * 1024)),
     ):
-        monkeypatch.setattr(_frames, "_arena_primed", False)
+        monkeypatch.setattr(_frames, "_primed", _frames._LARGE - 1)
         Parser(1 << 20).feed(frame(OP_BINARY, bytes(32 * 1024 - 1)))
         _frames.build_frame(OP_BINARY, bytes(32 * 1024 - 1))
-        assert calls == [] and not _frames._arena_primed
+        assert sizes == []
         build()
         build()
-        assert calls == [1] and _frames._arena_primed
-        calls.clear()
+        assert sizes == [256 * 1024]  # primed with 1 MiB: frames up to a quarter of it are covered
+        sizes.clear()
+    # A larger frame primes again, for its size; from 8 MiB on, once for all (glibc's ceiling).
+    real(256 * 1024 + 1)
+    assert _frames._primed == 512 * 1024
+    real(3 << 20)
+    assert _frames._primed == 4 << 20
+    real(5 << 20)
+    assert _frames._primed == 1 << 63
 
 
 def test_build_close() -> None:

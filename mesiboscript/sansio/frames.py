@@ -64,8 +64,8 @@ def build_frame(opcode: int, payload: Union[bytes, bytearray, memoryview]) -> Fr
     if length < 126:
         header = bytes((0x80 | opcode, 0x80 | length))
     else:
-        if length >= _LARGE and not _arena_primed:
-            _prime_arena()
+        if length > _primed:
+            _prime_arena(length)
         if length < 65536:
             header = _pack_short(0x80 | opcode, 0xFE, length)
         else:
@@ -153,23 +153,29 @@ def _mask_pieces(key: bytes, view: memoryview) -> list[bytes]:
 
 # glibc gives a heap's free top back to the kernel (madvise or brk) once it passes the trim
 # threshold: 128 KiB, until a buffer that was allocated by mmap is freed; from then on the mmap
-# threshold is that buffer's size and the trim threshold twice it. One 64 KiB text message makes
-# ~400 KB of short-lived buffers (the bytes read, the 128 KiB str decoded, the encoder's 192 KiB
-# worst case, the masked pieces) and none over 1 MiB: each message's frees gave that memory back
-# and the next one faulted it in again, a page at a time (~100 µs a message, a third of the
-# client's CPU on 64 KiB text). At the first large frame, one 1 MiB buffer is allocated and freed
-# (calloc gets it by mmap, untouched: ~10 µs), which moves both thresholds as any program that
-# once used a 1 MiB buffer does: up to 2 MiB of free heap per thread's arena is kept for reuse.
-# Elsewhere than glibc it is one allocation, nothing more.
-_LARGE = 32 * 1024  # frames from this size on prime the allocator
-_ARENA_PRIME = 1024 * 1024
-_arena_primed = False
+# threshold is that buffer's size and the trim threshold twice it (up to 32 MiB). One 64 KiB text
+# message makes ~400 KB of short-lived buffers (the bytes read, the 128 KiB str decoded, the
+# encoder's 192 KiB worst case, the masked pieces), none of them large: each message's frees gave
+# that memory back and the next message faulted it in again, a page at a time (~100 µs a message,
+# a third of the client's CPU on 64 KiB text; half of it on 1 MiB text). So the first frame of
+# 32 KiB or more, and then any frame larger than the last priming covered, allocates and frees one
+# buffer of at least four times its size (a power of two from 1 MiB to 32 MiB; calloc gets it by
+# mmap and never touches it: ~10 µs), as a program that once used such a buffer would: each
+# thread's arena then keeps up to twice that for reuse, about the peak that messages of that size
+# reach anyway. At most six times per process; elsewhere than glibc, an allocation, nothing more.
+_LARGE = 32 * 1024  # frames from this size on may prime the allocator
+_PRIME_MIN = 1 << 20
+_PRIME_MAX = 32 << 20  # glibc's ceiling for the thresholds it moves by itself (64-bit)
+_primed = _LARGE - 1  # frames up to this length need no (more) priming
 
 
-def _prime_arena() -> None:
-    global _arena_primed
-    _arena_primed = True
-    bytes(_ARENA_PRIME)
+def _prime_arena(length: int) -> None:
+    global _primed
+    size = _PRIME_MIN
+    while size < 4 * length and size < _PRIME_MAX:
+        size *= 2
+    _primed = size // 4 if size < _PRIME_MAX else 1 << 63
+    bytes(size)
 
 
 _keys: deque[bytes] = deque()
@@ -265,8 +271,8 @@ class Parser:
                         break
                     length = int.from_bytes(data[pos + 2 : pos + 4], "big")
                     hlen = 4
-                    if length >= _LARGE and not _arena_primed:
-                        _prime_arena()
+                    if length > _primed:
+                        _prime_arena(length)
                 elif length == 127:
                     if end - pos < 10:
                         break
@@ -274,8 +280,8 @@ class Parser:
                     hlen = 10
                     if length >> 63:
                         return self._fail(events, 1002, "frame length has the top bit set")
-                    if not _arena_primed:
-                        _prime_arena()
+                    if length > _primed:
+                        _prime_arena(length)
                 op = b0 & 0x0F
                 fin = bool(b0 & 0x80)
                 problem = self._check_header(b0, b1, op, fin, length)
