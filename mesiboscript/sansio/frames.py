@@ -133,6 +133,7 @@ def _find_accelerator() -> Optional[Masker]:
 _PIECE = 64 * 1024  # payloads this large are sent as pieces of this size
 _DIRECT_MIN = 16 * 1024  # a frame with this much still to come is read into its own buffer
 _MASK_CHUNK = 16 * 1024  # pure-Python masking goes 16 KiB at a time
+_REPEAT = int.from_bytes(b"\x01\x00\x00\x00" * (_MASK_CHUNK // 4), "little")
 
 
 def _mask_pieces(key: bytes, view: memoryview) -> list[bytes]:
@@ -141,10 +142,11 @@ def _mask_pieces(key: bytes, view: memoryview) -> list[bytes]:
     websocket-client's ``ABNF.mask`` turns the whole payload and a repeated key into two huge ints
     (through ``array`` copies): ~3.4 ns/byte at 1 MiB, most of it page faults of megabyte-sized
     temporaries. 16 KiB slices XORed with one precomputed key int stay in the allocator's reused
-    memory: ~1.3 ns/byte.
+    memory: ~1.3 ns/byte. The chunk-sized key int is the key times ``_REPEAT`` (a 1 in every
+    fourth byte): half the cost of ``int.from_bytes`` on the repeated key, ~6 µs a message.
     """
     size = len(view)
-    mask = int.from_bytes(key * (_MASK_CHUNK // 4), "little")
+    mask = int.from_bytes(key, "little") * _REPEAT
     end = size - size % _MASK_CHUNK
     chunks = [
         (int.from_bytes(view[i : i + _MASK_CHUNK], "little") ^ mask).to_bytes(_MASK_CHUNK, "little")
