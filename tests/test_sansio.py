@@ -1167,6 +1167,13 @@ def test_frames_of_32_kib_or_more_prime_the_allocator_for_their_size(
         build()
         assert sizes == [256 * 1024]  # primed with 1 MiB: frames up to a quarter of it are covered
         sizes.clear()
+    # A frame over max_size fails (1009) without priming anything.
+    monkeypatch.setattr(_frames, "_primed", _frames._LARGE - 1)
+    (violation,) = Parser(1 << 20).feed(frame(OP_BINARY, length=1 << 40))
+    assert isinstance(violation, Violation)
+    assert violation.code == 1009
+    assert sizes == []
+    assert _frames._primed == _frames._LARGE - 1
     # A larger frame primes again, for its size; from 8 MiB on, once for all (glibc's ceiling).
     real(256 * 1024 + 1)
     assert _frames._primed == 512 * 1024

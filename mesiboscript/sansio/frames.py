@@ -169,6 +169,7 @@ def _mask_pieces(key: bytes, view: memoryview) -> list[bytes]:
 # mmap and never touches it: ~10 µs), as a program that once used such a buffer would: each
 # thread's arena then keeps up to twice that for reuse, about the peak that messages of that size
 # reach anyway. At most six times per process; elsewhere than glibc, an allocation, nothing more.
+# A received frame primes only once its header passed the checks: never past max_size.
 _LARGE = 32 * 1024  # frames from this size on may prime the allocator
 _PRIME_MIN = 1 << 20
 _PRIME_MAX = 32 << 20  # glibc's ceiling for the thresholds it moves by itself (64-bit)
@@ -277,8 +278,6 @@ class Parser:
                         break
                     length = int.from_bytes(data[pos + 2 : pos + 4], "big")
                     hlen = 4
-                    if length > _primed:
-                        _prime_arena(length)
                 elif length == 127:
                     if end - pos < 10:
                         break
@@ -286,13 +285,13 @@ class Parser:
                     hlen = 10
                     if length >> 63:
                         return self._fail(events, 1002, "frame length has the top bit set")
-                    if length > _primed:
-                        _prime_arena(length)
                 op = b0 & 0x0F
                 fin = bool(b0 & 0x80)
                 problem = self._check_header(b0, b1, op, fin, length)
                 if problem is not None:
                     return self._fail(events, *problem)
+                if length > _primed:  # within max_size: see _prime_arena
+                    _prime_arena(length)
                 pos += hlen
                 # FIN, no RSV1 (not compressed), a data opcode: b0 & 0xC8 == 0x80.
                 if (b0 & 0xC8) == 0x80 and end - pos >= length and not self._msg_op:
