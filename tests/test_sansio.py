@@ -1183,6 +1183,16 @@ def test_frames_of_32_kib_or_more_prime_the_allocator_for_their_size(
     assert _frames._primed == 1 << 63
 
 
+def test_priming_the_allocator_never_fails_a_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_memory(size: int) -> bytes:
+        raise MemoryError
+
+    monkeypatch.setattr(_frames, "bytes", no_memory, raising=False)
+    monkeypatch.setattr(_frames, "_primed", _frames._LARGE - 1)
+    _frames._prime_arena(_frames._LARGE)
+    assert _frames._primed == 256 * 1024
+
+
 def test_build_close() -> None:
     (f,) = parse_client_frames(bytearray(build_close(1000, b"bye")))
     assert (f.opcode, f.close_code, f.close_reason) == (OP_CLOSE, 1000, "bye")

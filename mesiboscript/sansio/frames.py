@@ -182,7 +182,10 @@ def _prime_arena(length: int) -> None:
     while size < 4 * length and size < _PRIME_MAX:
         size *= 2
     _primed = size // 4 if size < _PRIME_MAX else 1 << 63
-    bytes(size)
+    try:
+        bytes(size)
+    except MemoryError:  # strict overcommit, a small container: the hint is not worth failing
+        pass
 
 
 _keys: deque[bytes] = deque()
