@@ -271,13 +271,16 @@ def test_call_fails_at_once_when_the_connection_drops(
 
     def caller() -> None:
         try:
-            outcome.put(client.sio.call("message", "never acked", timeout=TIMEOUT * 10))
+            # The server's call-me handler never acks; it emits "message" to us, which tells
+            # the test the call's packet arrived. (A call on "message" itself raced: the server
+            # echoes with our ack function attached, and our auto-ack of the echo acked it.)
+            outcome.put(client.sio.call("call-me", "message", "never acked", timeout=TIMEOUT * 10))
         except BaseException as exc:
             outcome.put(exc)
 
     thread = threading.Thread(target=caller)
     thread.start()
-    client.get("message")  # the echo: the call's packet went out
+    client.get("message")  # the server's emit: the call's packet arrived
     started = time.monotonic()
     server.stop()
     result = outcome.get(timeout=TIMEOUT)
