@@ -154,6 +154,8 @@ class Loop:
                 # A cancelled timer at the head (an opened connection's connect timeout) would
                 # cost two clock reads per turn until it is due: dropped now.
                 heapq.heappop(timers)
+                if self._cancelled:
+                    self._cancelled -= 1
             if calls:
                 timeout: Optional[float] = 0
             elif timers:

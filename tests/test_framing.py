@@ -21,7 +21,21 @@ from mesiboscript.sansio.frames import BINARY, TEXT, FrameEvent, Parser, build_f
 
 from .rawserver import frame
 
-SIZES = [0, 1, 3, 125, 126, 2047, 65535, 65536, 65537, 16 * 1024 * 3 + 5, (1 << 20) + 3]
+SIZES = [
+    0,
+    1,
+    3,
+    125,
+    126,
+    2047,
+    32767,
+    32768,
+    65535,
+    65536,
+    65537,
+    16 * 1024 * 3 + 5,
+    (1 << 20) + 3,
+]
 
 
 def _maskers() -> Iterator[Any]:

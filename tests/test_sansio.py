@@ -1141,6 +1141,58 @@ def test_the_mask_key_pool_refills(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not pool
 
 
+def test_frames_of_32_kib_or_more_prime_the_allocator_for_their_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Received with a 16-bit length, received with a 64-bit length, or sent: the first frame of
+    # 32 KiB or more primes it for four times its size, from 1 MiB on; smaller frames never do.
+    sizes: list[int] = []
+    real = _frames._prime_arena
+
+    def prime(length: int) -> None:
+        real(length)
+        sizes.append(_frames._primed)
+
+    monkeypatch.setattr(_frames, "_prime_arena", prime)
+    for build in (
+        lambda: Parser(1 << 20).feed(frame(OP_BINARY, bytes(32 * 1024))),
+        lambda: Parser(1 << 20).feed(frame(OP_BINARY, bytes(1 << 16))),
+        lambda: _frames.build_frame(OP_BINARY, bytes(32 * 1024)),
+    ):
+        monkeypatch.setattr(_frames, "_primed", _frames._LARGE - 1)
+        Parser(1 << 20).feed(frame(OP_BINARY, bytes(32 * 1024 - 1)))
+        _frames.build_frame(OP_BINARY, bytes(32 * 1024 - 1))
+        assert sizes == []
+        build()
+        build()
+        assert sizes == [256 * 1024]  # primed with 1 MiB: frames up to a quarter of it are covered
+        sizes.clear()
+    # A frame over max_size fails (1009) without priming anything.
+    monkeypatch.setattr(_frames, "_primed", _frames._LARGE - 1)
+    (violation,) = Parser(1 << 20).feed(frame(OP_BINARY, length=1 << 40))
+    assert isinstance(violation, Violation)
+    assert violation.code == 1009
+    assert sizes == []
+    assert _frames._primed == _frames._LARGE - 1
+    # A larger frame primes again, for its size; from 8 MiB on, once for all (glibc's ceiling).
+    real(256 * 1024 + 1)
+    assert _frames._primed == 512 * 1024
+    real(3 << 20)
+    assert _frames._primed == 4 << 20
+    real(5 << 20)
+    assert _frames._primed == 1 << 63
+
+
+def test_priming_the_allocator_never_fails_a_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_memory(size: int) -> bytes:
+        raise MemoryError
+
+    monkeypatch.setattr(_frames, "bytes", no_memory, raising=False)
+    monkeypatch.setattr(_frames, "_primed", _frames._LARGE - 1)
+    _frames._prime_arena(_frames._LARGE)
+    assert _frames._primed == 256 * 1024
+
+
 def test_build_close() -> None:
     (f,) = parse_client_frames(bytearray(build_close(1000, b"bye")))
     assert (f.opcode, f.close_code, f.close_reason) == (OP_CLOSE, 1000, "bye")
