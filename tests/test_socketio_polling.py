@@ -120,7 +120,10 @@ def test_each_transport_with_each_server(
 
 
 def get_loop_later(fn: Callable[[], None]) -> None:
-    get_loop().call_later(0.01, fn)
+    # call_later is the loop thread's; from the test's thread it would wait for the loop's next
+    # wake-up (a ping interval away) unseen: hand it over with a wake-up.
+    loop = get_loop()
+    loop.call_soon_threadsafe(loop.call_later, 0.01, fn)
 
 
 def test_a_polling_only_server(
