@@ -240,15 +240,8 @@ class WebSocketLink(TransportListener):
             want = core.want
         if want is not None and self._transport is not None:
             self._transport.read_into(want)
-        handed: object = True
-        if len(events) == 1:
-            event = events[0]
-            if type(event) is Message:
-                handed = hot.keep([event.data])
-        elif events:
-            messages = [event.data for event in events if type(event) is Message]
-            if messages:
-                handed = hot.keep(messages)
+        messages = [event.data for event in events if type(event) is Message]
+        handed = hot.keep(messages) if messages else True
         # After the messages are kept: what the I/O thread delivers next comes after them.
         if later:
             self._loop.call_soon_threadsafe(self._drain_held)

@@ -262,20 +262,6 @@ class Parser:
         self._direct_pos = 0
 
     def feed(self, data: bytes) -> list[Event]:
-        if not (self._buf or self._in_frame or self._msg_op or self._failed or self._close_seen):
-            # Fast path: exactly one small, whole, unfragmented, uncompressed data frame (a
-            # request/response exchange): none of the general loop's bookkeeping.
-            end = len(data)
-            length = data[1] if end > 1 else 126
-            if length < 126 and end == length + 2 and length <= self.max_size:
-                b0 = data[0]
-                if b0 == 0x82:
-                    return [_new_tuple(Message, (data[2:],))]
-                if b0 == 0x81:
-                    try:
-                        return [_new_tuple(Message, (data[2:].decode("utf-8"),))]
-                    except UnicodeDecodeError:
-                        pass  # the general path fails the connection
         if self._failed:
             return []
         if self._buf:
